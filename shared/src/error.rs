@@ -1,0 +1,180 @@
+//! The one error type every handler returns, and its mapping to HTTP (DESIGN.md §3).
+//!
+//! Every error leaves as `{"error":{"code","message","request_id"}}`. A 5xx carries a
+//! generic message: its detail goes to the log under the same request id, never to the
+//! client.
+
+use http::StatusCode;
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request cannot be read at all (no body, broken JSON, bad cursor).
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    /// 401: no token, a bad token, or wrong credentials.
+    #[error("{message}")]
+    Unauthorized { code: &'static str, message: String },
+    /// 403: authenticated, but the role does not allow this.
+    #[error("this action needs the admin role")]
+    Forbidden,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("method {method} is not allowed on {path}")]
+    MethodNotAllowed { method: String, path: String },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// 422: well-formed, but a value is not acceptable.
+    #[error("{message}")]
+    Unprocessable { code: &'static str, message: String },
+    /// 429: too many requests or a locked account; the client may retry after this many seconds.
+    #[error("{message}")]
+    TooManyRequests {
+        code: &'static str,
+        message: String,
+        retry_after_secs: u64,
+    },
+    /// 503: a dependency (DynamoDB, S3, Redis, …) failed. The detail is for the log only.
+    #[error("dependency failed: {0}")]
+    Dependency(String),
+    /// 500: a bug or an impossible state. The detail is for the log only.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Unauthorized {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Unprocessable {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn dependency(detail: impl std::fmt::Display) -> Self {
+        Self::Dependency(detail.to_string())
+    }
+
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Dependency(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable, machine-readable code clients branch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest { code, .. }
+            | Self::Unauthorized { code, .. }
+            | Self::Unprocessable { code, .. }
+            | Self::TooManyRequests { code, .. } => code,
+            Self::Forbidden => "forbidden",
+            Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::Conflict(_) => "conflict",
+            Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::Dependency(_) => "dependency_unavailable",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+
+    /// What the client is told. Server-side failures say only that they happened.
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::Dependency(_) => {
+                "a service this request depends on is unavailable; try again shortly".to_owned()
+            }
+            Self::Internal(_) => "an internal error occurred".to_owned(),
+            other => other.to_string(),
+        }
+    }
+
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::TooManyRequests {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        }
+    }
+
+    /// The JSON body of DESIGN.md §3.
+    pub fn body(&self, request_id: &str) -> serde_json::Value {
+        json!({
+            "error": {
+                "code": self.code(),
+                "message": self.public_message(),
+                "request_id": request_id,
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_errors_never_carry_their_detail_to_the_client() {
+        for err in [
+            ApiError::Dependency("dynamodb: table UsersTable at 10.0.0.7 timed out".into()),
+            ApiError::Internal("index out of bounds in users.rs".into()),
+        ] {
+            assert!(err.status_code().is_server_error());
+            let body = err.body("req-1").to_string();
+            assert!(!body.contains("10.0.0.7"), "{body}");
+            assert!(!body.contains("users.rs"), "{body}");
+        }
+    }
+
+    #[test]
+    fn every_error_has_the_one_shape() {
+        let err = ApiError::unprocessable("invalid_field", "username must be 3–64 characters");
+        let body = err.body("abc");
+        assert_eq!(body["error"]["code"], "invalid_field");
+        assert_eq!(body["error"]["message"], "username must be 3–64 characters");
+        assert_eq!(body["error"]["request_id"], "abc");
+        assert_eq!(body.as_object().map(|o| o.len()), Some(1));
+        assert_eq!(err.status_code(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+
+    #[test]
+    fn rate_limits_say_when_to_retry() {
+        let err = ApiError::TooManyRequests {
+            code: "account_locked",
+            message: "locked".into(),
+            retry_after_secs: 900,
+        };
+        assert_eq!(err.status_code(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(err.retry_after_secs(), Some(900));
+    }
+}

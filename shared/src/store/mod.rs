@@ -1,0 +1,73 @@
+//! One module per DynamoDB table: typed items, queries and conditional writes.
+
+pub mod users;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use std::collections::HashMap;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A conditional write found the item already there (or changed under us).
+    #[error("the item already exists or was changed concurrently")]
+    Conflict,
+    #[error("the item does not exist")]
+    NotFound,
+    /// DynamoDB failed after the SDK's retries.
+    #[error("dynamodb: {0}")]
+    Dynamo(String),
+    /// An item in the table does not have the shape this code writes.
+    #[error("corrupt item: {0}")]
+    Corrupt(String),
+}
+
+impl From<StoreError> for crate::error::ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Conflict => Self::Conflict(err.to_string()),
+            StoreError::NotFound => Self::NotFound(err.to_string()),
+            StoreError::Dynamo(_) => Self::dependency(err),
+            StoreError::Corrupt(_) => Self::Internal(err.to_string()),
+        }
+    }
+}
+
+/// The SDK's error with its full chain: `Display` alone says only "service error".
+pub(crate) fn sdk_error<E: std::error::Error>(err: E) -> StoreError {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    StoreError::Dynamo(text)
+}
+
+pub(crate) type Item = HashMap<String, AttributeValue>;
+
+pub(crate) fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+        .ok_or_else(|| StoreError::Corrupt(format!("attribute {name} is missing or not a string")))
+}
+
+pub(crate) fn get_n_opt(item: &Item, name: &str) -> Result<Option<u64>, StoreError> {
+    match item.get(name) {
+        None | Some(AttributeValue::Null(_)) => Ok(None),
+        Some(v) => v
+            .as_n()
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .map(Some)
+            .ok_or_else(|| StoreError::Corrupt(format!("attribute {name} is not a whole number"))),
+    }
+}
+
+pub(crate) fn n(value: u64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
