@@ -1,0 +1,96 @@
+//! End to end: real HTTP through `cargo lambda watch` (started by `cargo xtask test`) into
+//! the login function, against moto.
+
+use inferloop::domain::Role;
+use integration_tests::*;
+use serde_json::{Value, json};
+
+fn api(path: &str) -> String {
+    format!(
+        "{}{path}",
+        stack_var("INFERLOOP_API_URL").trim_end_matches('/')
+    )
+}
+
+#[tokio::test]
+async fn an_admin_logs_in_over_http_and_lists_users() {
+    let admin = create_account(Role::Admin).await;
+    let http = reqwest::Client::new();
+
+    let response = http
+        .post(api("/login"))
+        .json(&json!({"username": admin, "password": PASSWORD}))
+        .send()
+        .await
+        .expect("the API answers");
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["role"], "admin");
+    let token = body["access_token"].as_str().unwrap().to_owned();
+
+    let response = http
+        .get(api("/users?limit=500"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["username"] == admin.as_str())
+    );
+
+    let newcomer = unique_username("e2e");
+    let response = http
+        .post(api("/users"))
+        .bearer_auth(&token)
+        .json(&json!({"username": newcomer, "password": "an e2e password", "role": "user"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let response = http
+        .delete(api(&format!("/users/{newcomer}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+}
+
+#[tokio::test]
+async fn errors_cross_the_wire_in_the_one_shape() {
+    let http = reqwest::Client::new();
+    let response = http
+        .post(api("/login"))
+        .json(&json!({"username": unique_username("nobody"), "password": "not the password"}))
+        .send()
+        .await
+        .expect("the API answers");
+    assert_eq!(response.status(), 401);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_credentials");
+    assert!(
+        body["error"]["request_id"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty())
+    );
+
+    let response = http.get(api("/users")).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "missing_token");
+
+    let response = http
+        .post(api("/login"))
+        .header("content-type", "text/plain")
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 415);
+}

@@ -1,0 +1,192 @@
+//! Each function's environment as SAM would give it: Globals.Function's variables
+//! merged with the function's own, every intrinsic resolved for the local stack.
+
+use crate::intrinsics::Resolver;
+use crate::template::{LAMBDA_FUNCTION, SERVERLESS_FUNCTION, Template};
+use crate::{dev_secrets, paths};
+use anyhow::{Context, Result, bail};
+use serde_norway::Mapping;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+pub type Env = BTreeMap<String, String>;
+
+pub const DEFAULT_REGION: &str = "us-east-1";
+
+/// The resolver for this checkout: parameter defaults, and for NoEcho parameters
+/// without one the generated secrets in `.inferloop/dev.env`.
+pub fn local_resolver<'t>(
+    root: &Path,
+    template: &'t Template,
+    region: &str,
+) -> Result<Resolver<'t>> {
+    let parameters = template.parameters()?;
+    let secret_names: Vec<&str> = parameters
+        .iter()
+        .filter(|(_, p)| p.default.is_none() && p.no_echo)
+        .map(|(name, _)| name.as_str())
+        .collect();
+    let mut values = if secret_names.is_empty() {
+        Env::new()
+    } else {
+        dev_secrets::load_or_create(&paths::dev_env(root), &secret_names)?
+    };
+    for (name, parameter) in &parameters {
+        if let Some(default) = &parameter.default {
+            values.insert(name.clone(), default.clone());
+        }
+    }
+    Ok(Resolver::new(template, values, region))
+}
+
+/// Every function's resolved environment, by logical id.
+pub fn function_envs(resolver: &Resolver) -> Result<BTreeMap<String, Env>> {
+    let template = resolver.template();
+    let globals = template.global_function_variables();
+    let mut out = BTreeMap::new();
+    for function in template.resources() {
+        let inherits_globals = match function.kind {
+            SERVERLESS_FUNCTION => true,
+            LAMBDA_FUNCTION => false,
+            _ => continue,
+        };
+        let own = function
+            .property("Environment")
+            .and_then(|e| e.get("Variables"))
+            .and_then(|v| v.as_mapping());
+        let mut env = Env::new();
+        let layers = [globals.filter(|_| inherits_globals), own];
+        for variables in layers.into_iter().flatten() {
+            resolve_into(resolver, variables, &mut env)
+                .with_context(|| format!("environment of {}", function.logical_id))?;
+        }
+        out.insert(function.logical_id.to_owned(), env);
+    }
+    Ok(out)
+}
+
+fn resolve_into(resolver: &Resolver, variables: &Mapping, env: &mut Env) -> Result<()> {
+    for (name, value) in variables {
+        let name = name.as_str().context("a variable name is not a string")?;
+        let value = resolver
+            .string(value)
+            .with_context(|| format!("variable {name}"))?;
+        env.insert(name.to_owned(), value);
+    }
+    Ok(())
+}
+
+/// One environment that serves every function at once, as `cargo lambda watch` and
+/// the tests need. Two functions giving one variable different values cannot share
+/// it, so that is an error rather than a silent pick.
+pub fn union(envs: &BTreeMap<String, Env>) -> Result<Env> {
+    let mut out = Env::new();
+    let mut owner: BTreeMap<&str, &str> = BTreeMap::new();
+    for (function, env) in envs {
+        for (name, value) in env {
+            match out.get(name) {
+                Some(existing) if existing != value => bail!(
+                    "{name} differs between {} ({existing:?}) and {function} ({value:?}); one local environment cannot serve both",
+                    owner[name.as_str()]
+                ),
+                Some(_) => {}
+                None => {
+                    out.insert(name.clone(), value.clone());
+                    owner.insert(name, function);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The union environment of every function in this checkout's template.yaml.
+pub fn local_union_env(root: &Path, region: &str) -> Result<Env> {
+    let template = Template::load(&paths::template(root))?;
+    let resolver = local_resolver(root, &template, region)?;
+    union(&function_envs(&resolver)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolver(t: &Template) -> Resolver<'_> {
+        let values = BTreeMap::from([
+            ("JwtSecret".to_owned(), "j".repeat(96)),
+            ("AuditKey".to_owned(), "a".repeat(96)),
+            ("LogLevel".to_owned(), "info".to_owned()),
+            ("AuditRetentionDays".to_owned(), "400".to_owned()),
+        ]);
+        Resolver::new(t, values, DEFAULT_REGION)
+    }
+
+    #[test]
+    fn login_env_from_the_real_template() {
+        let t = Template::load(&paths::template(&paths::root())).unwrap();
+        let envs = function_envs(&resolver(&t)).unwrap();
+        let login = &envs["LoginFunction"];
+        assert_eq!(login["RUST_LOG"], "info");
+        assert_eq!(login["JWT_ISSUER"], "inferloop");
+        assert_eq!(login["JWT_AUDIENCE"], "inferloop-api");
+        assert_eq!(login["USERS_TABLE"], "UsersTable");
+        assert_eq!(login["AUDIT_TABLE"], "AuditTable");
+        assert_eq!(login["JWT_SECRET"], "j".repeat(96));
+        assert_eq!(login["AUDIT_HMAC_KEY"], "a".repeat(96));
+        assert_eq!(login["AUDIT_RETENTION_DAYS"], "400");
+        union(&envs).unwrap();
+    }
+
+    #[test]
+    fn own_variables_override_globals_and_conflicts_are_reported() {
+        let t = Template::parse(
+            r#"
+Globals:
+  Function:
+    Environment:
+      Variables: {SHARED: global, LEVEL: info}
+Resources:
+  A:
+    Type: AWS::Serverless::Function
+    Properties:
+      Environment:
+        Variables: {LEVEL: debug}
+  B:
+    Type: AWS::Serverless::Function
+  Raw:
+    Type: AWS::Lambda::Function
+    Properties:
+      Environment:
+        Variables: {ONLY: raw}
+"#,
+        )
+        .unwrap();
+        let envs = function_envs(&Resolver::new(&t, BTreeMap::new(), DEFAULT_REGION)).unwrap();
+        assert_eq!(envs["A"]["LEVEL"], "debug");
+        assert_eq!(envs["A"]["SHARED"], "global");
+        assert_eq!(envs["B"]["LEVEL"], "info");
+        assert!(
+            !envs["Raw"].contains_key("SHARED"),
+            "globals are SAM's, not Lambda's"
+        );
+        let err = union(&envs).unwrap_err().to_string();
+        assert!(err.contains("LEVEL differs"), "{err}");
+    }
+
+    #[test]
+    fn local_resolver_generates_missing_secrets() {
+        let root = std::env::temp_dir().join(format!("xtask-env-{}", std::process::id()));
+        std::fs::create_dir_all(&root).unwrap();
+        let t = Template::load(&paths::template(&paths::root())).unwrap();
+        let first =
+            union(&function_envs(&local_resolver(&root, &t, DEFAULT_REGION).unwrap()).unwrap())
+                .unwrap();
+        let again =
+            union(&function_envs(&local_resolver(&root, &t, DEFAULT_REGION).unwrap()).unwrap())
+                .unwrap();
+        assert_eq!(first["JWT_SECRET"].len(), 96);
+        assert_ne!(first["JWT_SECRET"], first["AUDIT_HMAC_KEY"]);
+        assert_eq!(first, again, "secrets are reused, not regenerated");
+        std::fs::remove_dir_all(root).unwrap();
+    }
+}

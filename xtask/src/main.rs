@@ -1,0 +1,76 @@
+//! `cargo xtask <task>`: the project's own tooling, in Rust so it needs nothing
+//! the workspace does not already build.
+
+mod bootstrap;
+mod ci;
+mod create_user;
+mod dev;
+mod dev_secrets;
+mod env_file;
+mod function_env;
+mod intrinsics;
+mod local_aws;
+mod paths;
+mod process;
+mod services;
+mod template;
+mod venv;
+mod watch;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "inferloop's development tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Create template.yaml's tables, buckets and topics at AWS_ENDPOINT_URL (moto).
+    Bootstrap,
+    /// Run the whole service locally: moto, Redis, and cargo lambda watch on :9000.
+    Dev,
+    /// Stop the moto that `dev` started.
+    Stop,
+    /// Every check and test, on a stack of its own that is torn down afterwards.
+    Test,
+    /// Create a user (the first admin is made this way, never by a default password).
+    CreateUser {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        role: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run(Cli::parse().task).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // The chain of causes, without the backtrace RUST_BACKTRACE would add.
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(task: Task) -> Result<()> {
+    let root = paths::root();
+    match task {
+        Task::Bootstrap => {
+            // Only ever a local emulator: without an endpoint this would be real AWS.
+            let endpoint = std::env::var("AWS_ENDPOINT_URL")
+                .context("set AWS_ENDPOINT_URL to the emulator, e.g. http://127.0.0.1:5000")?;
+            bootstrap::run(&root, &endpoint, &local_aws::region_from_env()).await
+        }
+        Task::Dev => dev::run(&root).await,
+        Task::Stop => services::stop_dev_moto(&root),
+        Task::Test => ci::run(&root).await,
+        Task::CreateUser { username, role } => create_user::run(&username, &role).await,
+    }
+}
