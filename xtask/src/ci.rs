@@ -177,7 +177,7 @@ pub async fn run(root: &Path) -> Result<()> {
         .step(
             &format!("start moto on :{MOTO_PORT}, bootstrap, watch on :{}", watch::TEST_PORT),
             || async {
-                moto = Some(services::start_test_moto(root, &venv, MOTO_PORT)?);
+                moto = Some(services::start_own_moto(root, &venv, MOTO_PORT, "test-moto")?);
                 bootstrap::run(root, &endpoint, DEFAULT_REGION).await?;
                 let server = start_watch(root, &venv, &env)?;
                 let server = lambda.insert(server);
@@ -281,7 +281,13 @@ fn start_watch(root: &Path, venv: &Venv, env: &Env) -> Result<Background> {
     let env_path = paths::state_dir(root).join("test-functions.env");
     let server = Background::spawn(
         "cargo lambda watch",
-        &mut watch::command(root, venv, watch::TEST_PORT, env, &env_path)?,
+        &mut watch::command(
+            root,
+            venv,
+            (watch::TEST_ADDRESS, watch::TEST_PORT),
+            env,
+            &env_path,
+        )?,
         &log,
         Some(pid_file),
     )?;

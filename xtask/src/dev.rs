@@ -23,7 +23,13 @@ pub async fn run(root: &Path) -> Result<()> {
     let mut env = function_env::local_union_env(root, DEFAULT_REGION)?;
     env.extend(local_aws::env(&endpoint));
     let env_path = paths::functions_env(root);
-    let mut watch = watch::command(root, &venv, watch::DEV_PORT, &env, &env_path)?;
+    let mut watch = watch::command(
+        root,
+        &venv,
+        (watch::DEV_ADDRESS, watch::DEV_PORT),
+        &env,
+        &env_path,
+    )?;
 
     let rel = |p: &Path| p.strip_prefix(root).unwrap_or(p).display().to_string();
     println!();
@@ -43,8 +49,7 @@ pub async fn run(root: &Path) -> Result<()> {
         rel(&env_path)
     );
     println!(
-        "  try     cargo lambda invoke login --data-file events/login.json --invoke-address 127.0.0.1 --invoke-port {}",
-        watch::DEV_PORT
+        "  try     PATH=.inferloop/venv/bin:$PATH cargo lambda invoke login --data-file events/login.json"
     );
     println!();
 

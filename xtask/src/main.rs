@@ -1,6 +1,7 @@
 //! `cargo xtask <task>`: the project's own tooling, in Rust so it needs nothing
 //! the workspace does not already build.
 
+mod bench;
 mod bootstrap;
 mod ci;
 mod create_user;
@@ -38,6 +39,11 @@ enum Task {
     Stop,
     /// Every check and test, on a stack of its own that is torn down afterwards.
     Test,
+    /// Run a benchmark (tests/benches/<name>.rs) against a local stack of its own.
+    Bench {
+        /// login, audit, …
+        name: String,
+    },
     /// Create a user (the first admin is made this way, never by a default password).
     CreateUser {
         #[arg(long)]
@@ -71,6 +77,7 @@ async fn run(task: Task) -> Result<()> {
         Task::Dev => dev::run(&root).await,
         Task::Stop => services::stop_dev_moto(&root),
         Task::Test => ci::run(&root).await,
+        Task::Bench { name } => bench::run(&root, &name).await,
         Task::CreateUser { username, role } => create_user::run(&username, &role).await,
     }
 }

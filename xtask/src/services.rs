@@ -139,10 +139,11 @@ pub fn ensure_dev_moto(root: &Path, venv: &Venv, port: u16) -> Result<()> {
     )
 }
 
-/// `test`'s moto: always fresh, stopped when the returned guard drops.
-pub fn start_test_moto(root: &Path, venv: &Venv, port: u16) -> Result<Background> {
+/// A moto of `test`'s or `bench`'s own (`name` keeps their pid and log files apart):
+/// always fresh, stopped when the returned guard drops.
+pub fn start_own_moto(root: &Path, venv: &Venv, port: u16, name: &str) -> Result<Background> {
     let dir = paths::ensure_state_dir(root)?;
-    let pid_file = dir.join("test-moto.pid");
+    let pid_file = dir.join(format!("{name}.pid"));
     // A previous run that was killed outright could not clean up after itself.
     if process::stop_recorded(&pid_file, "moto_server")? {
         println!("moto: stopped a test moto left behind by an earlier run");
@@ -150,7 +151,7 @@ pub fn start_test_moto(root: &Path, venv: &Venv, port: u16) -> Result<Background
     if port_in_use(port) {
         bail!("127.0.0.1:{port} is taken; the test run needs its own moto there");
     }
-    let log = dir.join("test-moto.log");
+    let log = dir.join(format!("{name}.log"));
     let _ = std::fs::remove_file(&log);
     let mut moto = Background::spawn(
         "moto",

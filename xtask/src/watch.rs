@@ -30,12 +30,25 @@ pub fn target_dir(root: &Path) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
 }
 
+/// Where `cargo xtask dev` listens: every address, IPv4 and IPv6, as cargo-lambda does by
+/// default, so that both `curl 127.0.0.1:9000` and a plain `cargo lambda invoke` (which
+/// calls [::1]) reach it.
+pub const DEV_ADDRESS: &str = "::";
+/// Where `cargo xtask test` listens: loopback only.
+pub const TEST_ADDRESS: &str = "127.0.0.1";
+
 /// Writes the functions' environment to `env_path` and returns the command that
-/// serves them on 127.0.0.1:`port`: loopback only, they run with development secrets.
-pub fn command(root: &Path, venv: &Venv, port: u16, env: &Env, env_path: &Path) -> Result<Command> {
+/// serves them on `address`:`port`.
+pub fn command(
+    root: &Path,
+    venv: &Venv,
+    (address, port): (&str, u16),
+    env: &Env,
+    env_path: &Path,
+) -> Result<Command> {
     env_file::write(env_path, env)?;
     let mut cmd = Command::new(venv.bin("cargo-lambda"));
-    cmd.args(["lambda", "watch", "--invoke-address", "127.0.0.1"])
+    cmd.args(["lambda", "watch", "--invoke-address", address])
         .args(["--invoke-port", &port.to_string()])
         .arg("--env-file")
         .arg(env_path)

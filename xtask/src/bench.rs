@@ -1,0 +1,56 @@
+//! `cargo xtask bench <name>`: a figure-producing program (`tests/benches/<name>.rs`,
+//! release build) run against a local stack of its own (moto on :5002, stopped after).
+//! Benchmarks print numbers; they never fail on one, and CI does not run them.
+
+use crate::function_env::{self, DEFAULT_REGION, Env};
+use crate::services::{self, REDIS_PORT};
+use crate::{bootstrap, local_aws, venv};
+use anyhow::{Context, Result, bail};
+use std::path::Path;
+use std::process::Command;
+
+pub const MOTO_PORT: u16 = 5002;
+
+pub async fn run(root: &Path, name: &str) -> Result<()> {
+    let bench = root.join("tests/benches").join(format!("{name}.rs"));
+    if !bench.exists() {
+        let known: Vec<String> = std::fs::read_dir(root.join("tests/benches"))?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()?
+                    .strip_suffix(".rs")
+                    .map(str::to_owned)
+            })
+            .collect();
+        bail!(
+            "no benchmark named {name:?}; there are: {}",
+            known.join(", ")
+        );
+    }
+    let venv = venv::ensure(root)?;
+    services::ensure_redis()?;
+    let _moto = services::start_own_moto(root, &venv, MOTO_PORT, "bench-moto")?;
+    let endpoint = services::moto_url(MOTO_PORT);
+    bootstrap::run(root, &endpoint, DEFAULT_REGION).await?;
+
+    let mut env: Env = local_aws::env(&endpoint);
+    env.extend(function_env::local_union_env(root, DEFAULT_REGION)?);
+    env.insert(
+        "INFERLOOP_REDIS_URL".into(),
+        format!("redis://127.0.0.1:{REDIS_PORT}"),
+    );
+    // Benchmark numbers go to stdout; the functions' own logs would drown them.
+    env.insert("RUST_LOG".into(), "warn".into());
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let status = Command::new(cargo)
+        .args(["bench", "-p", "integration-tests", "--bench", name])
+        .current_dir(root)
+        .envs(&env)
+        .status()
+        .context("running cargo bench")?;
+    if !status.success() {
+        bail!("the {name} benchmark exited with {status}");
+    }
+    Ok(())
+}
