@@ -475,8 +475,23 @@ mod tests {
         );
         assert_eq!(
             attributes(&audit),
-            [("chain_id".into(), "S".into()), ("seq".into(), "N".into())]
+            [
+                ("chain_id".into(), "S".into()),
+                ("seq".into(), "N".into()),
+                ("actor".into(), "S".into()),
+                ("day".into(), "S".into()),
+                ("ts".into(), "S".into())
+            ]
         );
+        let indexes: Vec<&str> = audit
+            .create
+            .get_global_secondary_indexes()
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .map(|i| i.index_name())
+            .collect();
+        assert_eq!(indexes, ["by_actor", "by_day"]);
         assert_eq!(audit.ttl_attribute.as_deref(), Some("expires_at"));
         assert!(audit.point_in_time_recovery);
     }

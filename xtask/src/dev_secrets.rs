@@ -1,7 +1,8 @@
-//! Local values for NoEcho parameters without a default (JwtSecret, AuditKey, …).
-//! The template has no default on purpose, so in production the deployer must
-//! supply one; locally we generate one per checkout and keep it in
-//! `.inferloop/dev.env` (git-ignored) so tokens and audit chains survive restarts.
+//! Local values for NoEcho parameters without a default (JwtSecret, …) and for the
+//! secrets the template has Secrets Manager generate (AuditKeySecret, …). In production
+//! the deployer supplies the first and CloudFormation makes the second; locally we
+//! generate one per checkout and keep it in `.inferloop/dev.env` (git-ignored) so
+//! tokens and audit chains survive restarts.
 
 use crate::env_file;
 use anyhow::Result;

@@ -2,7 +2,7 @@
 //! merged with the function's own, every intrinsic resolved for the local stack.
 
 use crate::intrinsics::Resolver;
-use crate::template::{LAMBDA_FUNCTION, SERVERLESS_FUNCTION, Template};
+use crate::template::{LAMBDA_FUNCTION, SECRET, SERVERLESS_FUNCTION, Template};
 use crate::{dev_secrets, paths};
 use anyhow::{Context, Result, bail};
 use serde_norway::Mapping;
@@ -13,30 +13,46 @@ pub type Env = BTreeMap<String, String>;
 
 pub const DEFAULT_REGION: &str = "us-east-1";
 
-/// The resolver for this checkout: parameter defaults, and for NoEcho parameters
-/// without one the generated secrets in `.inferloop/dev.env`.
+/// The resolver for this checkout: parameter defaults, and development secrets
+/// generated once into `.inferloop/dev.env` for NoEcho parameters without a default and
+/// for the template's generated Secrets Manager secrets (by logical id: parameters and
+/// resources share one namespace, so the names cannot clash).
 pub fn local_resolver<'t>(
     root: &Path,
     template: &'t Template,
     region: &str,
 ) -> Result<Resolver<'t>> {
     let parameters = template.parameters()?;
-    let secret_names: Vec<&str> = parameters
+    let secret_parameters: Vec<&str> = parameters
         .iter()
         .filter(|(_, p)| p.default.is_none() && p.no_echo)
         .map(|(name, _)| name.as_str())
         .collect();
-    let mut values = if secret_names.is_empty() {
+    let generated_secrets: Vec<&str> = template
+        .resources()
+        .filter(|r| r.kind == SECRET && r.property("GenerateSecretString").is_some())
+        .map(|r| r.logical_id)
+        .collect();
+    let names: Vec<&str> = secret_parameters
+        .iter()
+        .chain(&generated_secrets)
+        .copied()
+        .collect();
+    let mut values = if names.is_empty() {
         Env::new()
     } else {
-        dev_secrets::load_or_create(&paths::dev_env(root), &secret_names)?
+        dev_secrets::load_or_create(&paths::dev_env(root), &names)?
     };
+    let secrets: Env = generated_secrets
+        .iter()
+        .filter_map(|id| Some((id.to_string(), values.remove(*id)?)))
+        .collect();
     for (name, parameter) in &parameters {
         if let Some(default) = &parameter.default {
             values.insert(name.clone(), default.clone());
         }
     }
-    Ok(Resolver::new(template, values, region))
+    Ok(Resolver::new(template, values, region).with_secrets(secrets))
 }
 
 /// Every function's resolved environment, by logical id.
@@ -114,11 +130,11 @@ mod tests {
     fn resolver(t: &Template) -> Resolver<'_> {
         let values = BTreeMap::from([
             ("JwtSecret".to_owned(), "j".repeat(96)),
-            ("AuditKey".to_owned(), "a".repeat(96)),
             ("LogLevel".to_owned(), "info".to_owned()),
             ("AuditRetentionDays".to_owned(), "400".to_owned()),
         ]);
-        Resolver::new(t, values, DEFAULT_REGION)
+        let secrets = BTreeMap::from([("AuditKeySecret".to_owned(), "a".repeat(96))]);
+        Resolver::new(t, values, DEFAULT_REGION).with_secrets(secrets)
     }
 
     #[test]
@@ -134,6 +150,12 @@ mod tests {
         assert_eq!(login["JWT_SECRET"], "j".repeat(96));
         assert_eq!(login["AUDIT_HMAC_KEY"], "a".repeat(96));
         assert_eq!(login["AUDIT_RETENTION_DAYS"], "400");
+        let audit_logs = &envs["AuditLogsFunction"];
+        assert_eq!(audit_logs["AUDIT_TABLE"], "AuditTable");
+        assert_eq!(
+            audit_logs["AUDIT_HMAC_KEY"], login["AUDIT_HMAC_KEY"],
+            "every writer and the verifier share one key"
+        );
         union(&envs).unwrap();
     }
 
@@ -185,7 +207,10 @@ Resources:
             union(&function_envs(&local_resolver(&root, &t, DEFAULT_REGION).unwrap()).unwrap())
                 .unwrap();
         assert_eq!(first["JWT_SECRET"].len(), 96);
+        assert_eq!(first["AUDIT_HMAC_KEY"].len(), 96);
         assert_ne!(first["JWT_SECRET"], first["AUDIT_HMAC_KEY"]);
+        let stored = crate::env_file::read(&paths::dev_env(&root)).unwrap();
+        assert_eq!(stored["AuditKeySecret"], first["AUDIT_HMAC_KEY"]);
         assert_eq!(first, again, "secrets are reused, not regenerated");
         std::fs::remove_dir_all(root).unwrap();
     }

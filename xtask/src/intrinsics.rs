@@ -1,10 +1,12 @@
 //! CloudFormation's intrinsic functions, evaluated the way the local stack needs
 //! them: `!Ref`, `!GetAtt`, `!Sub` and `!Join` (short or long form) become the
 //! strings CloudFormation would produce if each resource's physical name were its
-//! logical id (or its explicit name property), in moto's account.
+//! logical id (or its explicit name property), in moto's account. Dynamic references
+//! to the template's own Secrets Manager secrets (`{{resolve:secretsmanager:…}}`)
+//! become their local development values.
 
 use crate::template::{
-    self, BUCKET, LAMBDA_FUNCTION, Resource, SERVERLESS_FUNCTION, TABLE, TOPIC, Template,
+    self, BUCKET, LAMBDA_FUNCTION, Resource, SECRET, SERVERLESS_FUNCTION, TABLE, TOPIC, Template,
 };
 use anyhow::{Context, Result, bail};
 use serde_norway::{Mapping, Value};
@@ -19,6 +21,8 @@ pub struct Resolver<'t> {
     /// Values of the parameters that have one locally; a parameter missing here
     /// is an error only when something refers to it.
     parameters: BTreeMap<String, String>,
+    /// Local values of the template's secrets, by logical id.
+    secrets: BTreeMap<String, String>,
     region: String,
 }
 
@@ -31,8 +35,16 @@ impl<'t> Resolver<'t> {
         Self {
             template,
             parameters,
+            secrets: BTreeMap::new(),
             region: region.into(),
         }
+    }
+
+    /// The values that dynamic references to the template's secrets resolve to, by the
+    /// secrets' logical ids.
+    pub fn with_secrets(mut self, secrets: BTreeMap<String, String>) -> Self {
+        self.secrets = secrets;
+        self
     }
 
     pub fn template(&self) -> &'t Template {
@@ -41,10 +53,11 @@ impl<'t> Resolver<'t> {
 
     /// A value that must end up a string: a scalar or an intrinsic.
     pub fn string(&self, value: &Value) -> Result<String> {
-        if let Some((function, argument)) = intrinsic(value) {
-            return self.call(&function, argument);
-        }
-        template::scalar(value)
+        let text = match intrinsic(value) {
+            Some((function, argument)) => self.call(&function, argument)?,
+            None => template::scalar(value)?,
+        };
+        self.resolve_dynamic_references(&text)
     }
 
     /// The value with every intrinsic inside it replaced by its string.
@@ -75,6 +88,7 @@ impl<'t> Resolver<'t> {
             BUCKET => Some("BucketName"),
             TOPIC => Some("TopicName"),
             SERVERLESS_FUNCTION | LAMBDA_FUNCTION => Some("FunctionName"),
+            SECRET => Some("Name"),
             _ => None,
         };
         match name_property.and_then(|p| resource.property(p)) {
@@ -159,8 +173,78 @@ impl<'t> Resolver<'t> {
         Ok(match resource.kind {
             // What CloudFormation's Ref returns for these is an ARN, not the name.
             TOPIC => self.arn("sns", &physical),
+            SECRET => self.arn("secretsmanager", &format!("secret:{physical}")),
             _ => physical,
         })
+    }
+
+    /// `{{resolve:service:reference}}` anywhere in `text`, as CloudFormation resolves it
+    /// at deploy time.
+    fn resolve_dynamic_references(&self, text: &str) -> Result<String> {
+        const OPEN: &str = "{{resolve:";
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(start) = rest.find(OPEN) {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + OPEN.len()..];
+            let end = after
+                .find("}}")
+                .with_context(|| format!("{text:?}: unclosed {{{{resolve:"))?;
+            out.push_str(&self.dynamic_reference(&after[..end])?);
+            rest = &after[end + 2..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+
+    /// `secretsmanager:secret-id[:SecretString[:json-key[:version-stage[:version-id]]]]`
+    /// for a secret of this template; nothing else has a local value.
+    fn dynamic_reference(&self, spec: &str) -> Result<String> {
+        let Some(reference) = spec.strip_prefix("secretsmanager:") else {
+            bail!(
+                "{{{{resolve:{spec}}}}}: only secretsmanager references to this template's secrets resolve locally"
+            );
+        };
+        // The id may be an ARN, whose seven parts hold colons of their own.
+        let (id, options) = if reference.starts_with("arn:") {
+            let parts: Vec<&str> = reference.splitn(8, ':').collect();
+            if parts.len() < 7 {
+                bail!("{{{{resolve:{spec}}}}}: malformed secret ARN");
+            }
+            (parts[..7].join(":"), parts.get(7).copied().unwrap_or(""))
+        } else {
+            let (id, options) = reference.split_once(':').unwrap_or((reference, ""));
+            (id.to_owned(), options)
+        };
+        let mut options = options.split(':');
+        if !matches!(options.next(), None | Some("" | "SecretString")) {
+            bail!("{{{{resolve:{spec}}}}}: only SecretString can be resolved");
+        }
+        if options.next().is_some_and(|key| !key.is_empty()) {
+            bail!("{{{{resolve:{spec}}}}}: JSON keys of a secret are not supported locally");
+        }
+        // Version stages and ids are ignored: a local secret has one version.
+        let secret = self
+            .template
+            .resources()
+            .filter(|r| r.kind == SECRET)
+            .find(|r| {
+                self.reference(r.logical_id).is_ok_and(|arn| arn == id)
+                    || self.physical_name(r).is_ok_and(|name| name == id)
+            })
+            .with_context(|| {
+                format!("{{{{resolve:{spec}}}}}: {id} is not a secret of this template")
+            })?;
+        if let Some(value) = self.secrets.get(secret.logical_id) {
+            return Ok(value.clone());
+        }
+        match secret.property("SecretString") {
+            Some(value) => self.string(value),
+            None => bail!(
+                "secret {} has no local value (it is generated into .inferloop/dev.env)",
+                secret.logical_id
+            ),
+        }
     }
 
     fn attribute(&self, id: &str, attribute: &str) -> Result<String> {
@@ -274,6 +358,15 @@ Resources:
     Type: AWS::SNS::Topic
   Models:
     Type: AWS::S3::Bucket
+  Key:
+    Type: AWS::SecretsManager::Secret
+    Properties:
+      GenerateSecretString: {PasswordLength: 64}
+  Fixed:
+    Type: AWS::SecretsManager::Secret
+    Properties:
+      Name: fixed-secret
+      SecretString: !Sub "${Level}-value"
 "#;
 
     fn resolver(t: &Template) -> Resolver<'_> {
@@ -283,6 +376,7 @@ Resources:
         ]);
         params.insert("Secret".to_owned(), "s3cr3t".to_owned());
         Resolver::new(t, params, "eu-west-1")
+            .with_secrets(BTreeMap::from([("Key".to_owned(), "k3y".to_owned())]))
     }
 
     fn eval(r: &Resolver, yaml: &str) -> Result<String> {
@@ -329,6 +423,40 @@ Resources:
             "Users/${Literal}"
         );
         assert_eq!(eval(&r, "!Join ['-', [a, !Ref Level]]").unwrap(), "a-debug");
+    }
+
+    #[test]
+    fn secrets_resolve_through_dynamic_references() {
+        let t = Template::parse(TEMPLATE).unwrap();
+        let r = resolver(&t);
+        let arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:Key";
+        assert_eq!(eval(&r, "!Ref Key").unwrap(), arn);
+        assert_eq!(
+            eval(&r, "!Sub '{{resolve:secretsmanager:${Key}:SecretString}}'").unwrap(),
+            "k3y"
+        );
+        assert_eq!(
+            eval(
+                &r,
+                "'x-{{resolve:secretsmanager:Key}}-{{resolve:secretsmanager:Key::::}}'"
+            )
+            .unwrap(),
+            "x-k3y-k3y"
+        );
+        assert_eq!(
+            eval(&r, "'{{resolve:secretsmanager:fixed-secret:SecretString}}'").unwrap(),
+            "debug-value"
+        );
+        for unresolvable in [
+            "'{{resolve:ssm:/a/b}}'",
+            "'{{resolve:secretsmanager:Key:SecretString:password}}'",
+            "'{{resolve:secretsmanager:Other}}'",
+            "'{{resolve:secretsmanager:Key'",
+        ] {
+            assert!(eval(&r, unresolvable).is_err(), "{unresolvable}");
+        }
+        let without_values = Resolver::new(&t, BTreeMap::new(), "eu-west-1");
+        assert!(eval(&without_values, "'{{resolve:secretsmanager:Key}}'").is_err());
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub const BUCKET: &str = "AWS::S3::Bucket";
 pub const TOPIC: &str = "AWS::SNS::Topic";
 pub const SERVERLESS_FUNCTION: &str = "AWS::Serverless::Function";
 pub const LAMBDA_FUNCTION: &str = "AWS::Lambda::Function";
+pub const SECRET: &str = "AWS::SecretsManager::Secret";
 
 pub struct Template {
     root: Mapping,

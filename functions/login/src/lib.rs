@@ -23,7 +23,9 @@ use std::convert::Infallible;
 /// Login bodies are two short strings; anything larger is not a login.
 const MAX_BODY_BYTES: usize = 16 * 1024;
 /// Concurrent failed logins on one account race on its failure list; each retry re-reads.
-const GUARD_WRITE_ATTEMPTS: usize = 4;
+/// Each round lets at least one writer through, so n concurrent failures need up to n
+/// attempts; ten covers a burst of ten on one account.
+const GUARD_WRITE_ATTEMPTS: u32 = 10;
 
 pub struct App {
     pub users: UserStore,
@@ -219,7 +221,7 @@ async fn login(app: &App, meta: &RequestMeta, req: &Request) -> Result<Response<
 /// Adds a failure to the account's window with optimistic concurrency: a concurrent
 /// failure makes the write conflict, and the retry re-reads, so no failure is lost.
 async fn record_failure(app: &App, mut user: User, now: u64) -> Result<LoginGuard, ApiError> {
-    for _ in 0..GUARD_WRITE_ATTEMPTS {
+    for attempt in 1..=GUARD_WRITE_ATTEMPTS {
         let guard = user.guard.after_failure(now);
         match app
             .users
@@ -228,6 +230,8 @@ async fn record_failure(app: &App, mut user: User, now: u64) -> Result<LoginGuar
         {
             Ok(()) => return Ok(guard),
             Err(StoreError::Conflict) => {
+                // A little jitter spreads the racers out, so the next round has fewer.
+                tokio::time::sleep(retry_jitter(attempt)).await;
                 user = app
                     .users
                     .get(&user.username)
@@ -240,6 +244,16 @@ async fn record_failure(app: &App, mut user: User, now: u64) -> Result<LoginGuar
     Err(ApiError::dependency(
         "the account's failure count kept changing under concurrent logins",
     ))
+}
+
+/// Up to `attempt` × 5 ms, from the clock's nanoseconds: spreading retries needs no
+/// cryptographic randomness.
+fn retry_jitter(attempt: u32) -> std::time::Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    std::time::Duration::from_micros(u64::from(nanos % (attempt * 5_000)))
 }
 
 /// The admin calling, or 401/403; a denied attempt is itself audited.

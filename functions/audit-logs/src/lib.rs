@@ -1,0 +1,513 @@
+//! The audit-logs function, for admins: `GET /admin/audit_logs` and
+//! `GET /admin/activity_logs` list the trail newest first (the second only what people
+//! did), `GET /admin/audit_logs/verify` recomputes its hash chains. Every read is itself
+//! an audit entry.
+//!
+//! Its role is the only one that may read the Audit table (template.yaml).
+
+use inferloop::ApiError;
+use inferloop::audit::query::{Cursor, ListFilter, TimeRange};
+use inferloop::audit::{Action, AuditReader, AuditTrail, Outcome};
+use inferloop::auth::{self, Principal, TokenKeys};
+use inferloop::config::{self, AuditSettings, AuthSettings};
+use inferloop::http::{PageRequest, RequestMeta, json_response, path_segments, query_param, serve};
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::convert::Infallible;
+use std::time::Duration;
+use time::macros::{format_description, time};
+use time::{Date, OffsetDateTime};
+
+/// The window a listing or check covers when `from` is not given.
+pub const DEFAULT_WINDOW: Duration = Duration::from_secs(7 * 86_400);
+/// Longer usernames do not exist; a longer filter is a mistake.
+const MAX_USERNAME_CHARS: usize = 128;
+
+pub struct App {
+    pub audit: AuditTrail,
+    pub reader: AuditReader,
+    pub tokens: TokenKeys,
+}
+
+impl App {
+    /// Reads the settings and builds the clients once per container; a missing variable
+    /// stops the cold start with its name.
+    pub async fn from_env() -> Result<Self, lambda_http::Error> {
+        let env = config::process_env();
+        let auth = AuthSettings::from_env(&env)?;
+        let audit = AuditSettings::from_env(&env)?;
+        let sdk = inferloop::aws::sdk_config().await;
+        let dynamodb = inferloop::aws::dynamodb(&sdk);
+        Ok(Self::new(
+            AuditTrail::new(dynamodb.clone(), audit.clone()),
+            AuditReader::new(dynamodb, &audit),
+            TokenKeys::new(auth),
+        ))
+    }
+
+    pub fn new(audit: AuditTrail, reader: AuditReader, tokens: TokenKeys) -> Self {
+        Self {
+            audit,
+            reader,
+            tokens,
+        }
+    }
+}
+
+/// The Lambda entry point: every request gets an answer, errors in the one shape.
+pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, Infallible> {
+    Ok(serve(req, |meta, req| route(app, meta, req)).await)
+}
+
+async fn route(app: &App, meta: RequestMeta, req: Request) -> Result<Response<Body>, ApiError> {
+    let segments = path_segments(&req);
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let method = req.method().clone();
+    match (segments.as_slice(), &method) {
+        (["admin", "audit_logs"], &Method::GET) => list(app, &meta, &req, Listing::Audit).await,
+        (["admin", "activity_logs"], &Method::GET) => {
+            list(app, &meta, &req, Listing::Activity).await
+        }
+        (["admin", "audit_logs", "verify"], &Method::GET) => verify(app, &meta, &req).await,
+        (
+            ["admin", "audit_logs"]
+            | ["admin", "activity_logs"]
+            | ["admin", "audit_logs", "verify"],
+            _,
+        ) => Err(ApiError::MethodNotAllowed {
+            method: method.to_string(),
+            path: req.uri().path().to_owned(),
+        }),
+        _ => Err(ApiError::NotFound(format!(
+            "no route for {}",
+            req.uri().path()
+        ))),
+    }
+}
+
+/// The admin calling, or 401/403; a user's attempt is itself audited.
+async fn admin(
+    app: &App,
+    meta: &RequestMeta,
+    req: &Request,
+    action: Action,
+) -> Result<Principal, ApiError> {
+    let principal = auth::authenticate(req, &app.tokens)?;
+    if let Err(err) = principal.require_admin() {
+        app.audit
+            .record_best_effort(
+                meta,
+                principal.username.as_str(),
+                action,
+                Outcome::Denied,
+                json!({"reason": "not_admin", "path": req.uri().path()}),
+            )
+            .await;
+        return Err(err);
+    }
+    Ok(principal)
+}
+
+fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError::unprocessable("invalid_parameter", message)
+}
+
+/// A `from` or `to` parameter: RFC 3339 with any offset, or a date `YYYY-MM-DD`, which
+/// means its first instant as `from` and its last as `to` (UTC).
+pub fn parse_instant(name: &str, raw: &str, end_of_day: bool) -> Result<OffsetDateTime, ApiError> {
+    if let Ok(at) = OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339) {
+        return Ok(at);
+    }
+    if let Ok(date) = Date::parse(raw, format_description!("[year]-[month]-[day]")) {
+        let clock = if end_of_day {
+            time!(23:59:59.999_999)
+        } else {
+            time!(00:00)
+        };
+        return Ok(date.with_time(clock).assume_utc());
+    }
+    Err(invalid(format!(
+        "{name} must be an RFC 3339 time (2026-03-01T12:00:00Z) or a date (2026-03-01), got {raw:?}"
+    )))
+}
+
+/// The window of `from`..=`to`; without `to`, up to `now`; without `from`, the
+/// [`DEFAULT_WINDOW`] before `to`.
+pub fn resolve_range(
+    from: Option<&str>,
+    to: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<TimeRange, ApiError> {
+    let to = to
+        .map(|raw| parse_instant("to", raw, true))
+        .transpose()?
+        .unwrap_or(now);
+    let from = match from {
+        Some(raw) => parse_instant("from", raw, false)?,
+        None => to - DEFAULT_WINDOW,
+    };
+    TimeRange::new(from, to).map_err(|e| invalid(e.to_string()))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listing {
+    /// Every entry.
+    Audit,
+    /// What people did: user-initiated actions by actors that are not `system:`.
+    Activity,
+}
+
+impl Listing {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Audit => "audit_logs",
+            Self::Activity => "activity_logs",
+        }
+    }
+}
+
+/// The filters of a listing, as given and as parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListParams {
+    pub listing: Listing,
+    pub username: Option<String>,
+    pub action: Option<String>,
+    pub outcome: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+impl ListParams {
+    pub fn from_request(req: &Request, listing: Listing) -> Self {
+        Self {
+            listing,
+            username: query_param(req, "username"),
+            action: query_param(req, "action"),
+            outcome: query_param(req, "outcome"),
+            from: query_param(req, "from"),
+            to: query_param(req, "to"),
+        }
+    }
+
+    pub fn filter(&self) -> Result<ListFilter, ApiError> {
+        if let Some(username) = &self.username
+            && (username.chars().count() > MAX_USERNAME_CHARS
+                || username.chars().any(char::is_control))
+        {
+            return Err(invalid(format!(
+                "username must be at most {MAX_USERNAME_CHARS} printable characters"
+            )));
+        }
+        let action = self
+            .action
+            .as_deref()
+            .map(|raw| {
+                Action::parse(raw).ok_or_else(|| {
+                    let known: Vec<&str> = Action::ALL.iter().map(|a| a.as_str()).collect();
+                    invalid(format!("action {raw:?} is not one of {}", known.join(", ")))
+                })
+            })
+            .transpose()?;
+        let user_initiated_only = self.listing == Listing::Activity;
+        if let Some(action) = action
+            && user_initiated_only
+            && !action.is_user_initiated()
+        {
+            return Err(invalid(format!(
+                "{} is not a user action; /admin/audit_logs lists it",
+                action.as_str()
+            )));
+        }
+        let outcome = self
+            .outcome
+            .as_deref()
+            .map(|raw| {
+                Outcome::parse(raw).ok_or_else(|| {
+                    invalid(format!(
+                        "outcome {raw:?} is not one of success, denied, error"
+                    ))
+                })
+            })
+            .transpose()?;
+        Ok(ListFilter {
+            actor: self.username.clone(),
+            action,
+            outcome,
+            user_initiated_only,
+        })
+    }
+
+    /// What a cursor is bound to: the parameters exactly as given, so that a cursor is
+    /// refused by any other listing, and by the same one with other filters.
+    pub fn fingerprint(&self) -> String {
+        let fields = json!([
+            self.listing.name(),
+            self.username,
+            self.action,
+            self.outcome,
+            self.from,
+            self.to
+        ]);
+        hex::encode(&Sha256::digest(fields.to_string().as_bytes())[..12])
+    }
+}
+
+async fn list(
+    app: &App,
+    meta: &RequestMeta,
+    req: &Request,
+    listing: Listing,
+) -> Result<Response<Body>, ApiError> {
+    let principal = admin(app, meta, req, Action::AuditViewed).await?;
+    let params = ListParams::from_request(req, listing);
+    let filter = params.filter()?;
+    let page = PageRequest::from_request(req)?;
+    let fingerprint = params.fingerprint();
+    let (range, start) = match &page.cursor {
+        Some(cursor) => {
+            let (range, position) = Cursor::resume(cursor, &fingerprint, filter.actor.is_some())
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_cursor",
+                        "the cursor is not one this listing issued (with these parameters)",
+                    )
+                })?;
+            (range, Some(position))
+        }
+        None => (
+            resolve_range(
+                params.from.as_deref(),
+                params.to.as_deref(),
+                OffsetDateTime::now_utc(),
+            )?,
+            None,
+        ),
+    };
+    let result = app.reader.list(&filter, &range, page.limit, start).await;
+    app.audit
+        .record_best_effort(
+            meta,
+            principal.username.as_str(),
+            Action::AuditViewed,
+            if result.is_ok() {
+                Outcome::Success
+            } else {
+                Outcome::Error
+            },
+            json!({
+                "listing": listing.name(),
+                "username": params.username,
+                "action": params.action,
+                "outcome": params.outcome,
+                "from": range.from_key(),
+                "to": range.to_key(),
+                "page": page.cursor.is_some(),
+                "returned": result.as_ref().map_or(0, |r| r.entries.len()),
+            }),
+        )
+        .await;
+    let result = result?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "entries": result.entries,
+            "next_cursor": result
+                .next
+                .map(|position| Cursor::new(&fingerprint, &range, position).encode()),
+            "from": range.from_key(),
+            "to": range.to_key(),
+        }),
+    ))
+}
+
+async fn verify(app: &App, meta: &RequestMeta, req: &Request) -> Result<Response<Body>, ApiError> {
+    let principal = admin(app, meta, req, Action::AuditVerified).await?;
+    let range = resolve_range(
+        query_param(req, "from").as_deref(),
+        query_param(req, "to").as_deref(),
+        OffsetDateTime::now_utc(),
+    )?;
+    let result = app.reader.verify(&range).await;
+    let mut details = json!({"from": range.from_key(), "to": range.to_key()});
+    if let Ok(report) = &result {
+        details["verified"] = json!(report.verified);
+        details["chains"] = json!(report.chains);
+        details["entries_checked"] = json!(report.entries_checked);
+        details["problems"] = json!(report.problems.len());
+        if !report.verified {
+            tracing::warn!(
+                problems = report.problems.len(),
+                from = %range.from_key(),
+                to = %range.to_key(),
+                "the audit trail failed verification"
+            );
+            inferloop::telemetry::emit_metric(
+                "inferloop",
+                "AuditIntegrityProblems",
+                report.problems.len() as f64,
+                "Count",
+            );
+        }
+    }
+    app.audit
+        .record_best_effort(
+            meta,
+            principal.username.as_str(),
+            Action::AuditVerified,
+            if result.is_ok() {
+                Outcome::Success
+            } else {
+                Outcome::Error
+            },
+            details,
+        )
+        .await;
+    let report = result?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "verified": report.verified,
+            "chains": report.chains,
+            "entries_checked": report.entries_checked,
+            "problems": report.problems,
+            "problems_truncated": report.problems_truncated,
+            "from": range.from_key(),
+            "to": range.to_key(),
+        }),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> OffsetDateTime {
+        OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).unwrap()
+    }
+
+    fn status(err: ApiError) -> u16 {
+        err.status_code().as_u16()
+    }
+
+    #[test]
+    fn times_are_rfc3339_or_dates() {
+        assert_eq!(
+            parse_instant("from", "2026-03-01T12:00:00+02:00", false).unwrap(),
+            at("2026-03-01T10:00:00Z")
+        );
+        assert_eq!(
+            parse_instant("from", "2026-03-01", false).unwrap(),
+            at("2026-03-01T00:00:00Z")
+        );
+        assert_eq!(
+            parse_instant("to", "2026-03-01", true).unwrap(),
+            at("2026-03-01T23:59:59.999999Z")
+        );
+        for bad in [
+            "yesterday",
+            "2026-13-01",
+            "2026-02-30",
+            "1772000000",
+            "2026-03-01 12:00",
+        ] {
+            let err = parse_instant("from", bad, false).unwrap_err();
+            assert_eq!(status(err), 422, "{bad}");
+        }
+    }
+
+    #[test]
+    fn ranges_default_to_the_last_week_and_are_checked() {
+        let now = at("2026-03-10T12:00:00Z");
+        let r = resolve_range(None, None, now).unwrap();
+        assert_eq!(r.from_key(), "2026-03-03T12:00:00.000000Z");
+        assert_eq!(r.to_key(), "2026-03-10T12:00:00.000000Z");
+        let r = resolve_range(None, Some("2026-03-01"), now).unwrap();
+        assert_eq!(r.from_key(), "2026-02-22T23:59:59.999999Z");
+        let r = resolve_range(Some("2026-03-09"), None, now).unwrap();
+        assert_eq!(r.to_key(), "2026-03-10T12:00:00.000000Z");
+        let r = resolve_range(Some("2026-03-01"), Some("2026-03-01"), now).unwrap();
+        assert_eq!(r.days_newest_first(), ["2026-03-01"]);
+
+        let inverted = resolve_range(Some("2026-03-02"), Some("2026-03-01"), now).unwrap_err();
+        assert_eq!(status(inverted), 422);
+        let too_long = resolve_range(Some("2024-01-01"), Some("2026-01-01"), now).unwrap_err();
+        assert_eq!(status(too_long), 422);
+        assert!(resolve_range(Some("2025-01-01"), Some("2025-12-31"), now).is_ok());
+    }
+
+    fn params(listing: Listing, pairs: &[(&str, &str)]) -> ListParams {
+        let get = |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        };
+        ListParams {
+            listing,
+            username: get("username"),
+            action: get("action"),
+            outcome: get("outcome"),
+            from: get("from"),
+            to: get("to"),
+        }
+    }
+
+    #[test]
+    fn filters_are_parsed_once_and_refused_with_422() {
+        let ok = params(
+            Listing::Audit,
+            &[
+                ("username", "bob"),
+                ("action", "login"),
+                ("outcome", "denied"),
+            ],
+        )
+        .filter()
+        .unwrap();
+        assert_eq!(ok.actor.as_deref(), Some("bob"));
+        assert_eq!(ok.action, Some(Action::Login));
+        assert_eq!(ok.outcome, Some(Outcome::Denied));
+        assert!(!ok.user_initiated_only);
+        assert!(
+            params(Listing::Activity, &[])
+                .filter()
+                .unwrap()
+                .user_initiated_only
+        );
+
+        for bad in [
+            params(Listing::Audit, &[("action", "dance")]),
+            params(Listing::Audit, &[("outcome", "ok")]),
+            params(Listing::Audit, &[("username", &"x".repeat(129))]),
+            params(Listing::Audit, &[("username", "bob\n")]),
+            params(Listing::Activity, &[("action", "retrain_started")]),
+        ] {
+            assert_eq!(status(bad.filter().unwrap_err()), 422, "{bad:?}");
+        }
+        assert!(
+            params(Listing::Audit, &[("action", "retrain_started")])
+                .filter()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn fingerprints_tell_listings_and_filters_apart() {
+        let base = params(Listing::Audit, &[("username", "bob")]);
+        assert_eq!(base.fingerprint(), base.clone().fingerprint());
+        assert_ne!(
+            base.fingerprint(),
+            params(Listing::Activity, &[("username", "bob")]).fingerprint()
+        );
+        assert_ne!(
+            base.fingerprint(),
+            params(Listing::Audit, &[("username", "bob"), ("outcome", "error")]).fingerprint()
+        );
+        assert_ne!(
+            params(Listing::Audit, &[("from", "a")]).fingerprint(),
+            params(Listing::Audit, &[("to", "a")]).fingerprint()
+        );
+    }
+}
