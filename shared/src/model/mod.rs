@@ -1,0 +1,18 @@
+//! The digit model (DESIGN.md §6): preprocessing and tract inference (feature
+//! `model`, what predict links), and behind feature `train` the dataset, the
+//! hand-written trainer, the ONNX writer and the artifacts a line ships with.
+
+pub mod infer;
+pub mod preprocess;
+
+#[cfg(feature = "train")]
+pub mod dataset;
+#[cfg(feature = "train")]
+pub mod nn;
+#[cfg(feature = "train")]
+pub mod onnx;
+#[cfg(feature = "train")]
+pub mod train;
+
+#[cfg(all(test, feature = "train"))]
+mod shipped_tests;
