@@ -8,7 +8,7 @@
 use inferloop::ApiError;
 use inferloop::audit::query::{Cursor, ListFilter, TimeRange};
 use inferloop::audit::{Action, AuditReader, AuditTrail, Outcome};
-use inferloop::auth::{self, Principal, TokenKeys};
+use inferloop::auth::TokenKeys;
 use inferloop::config::{self, AuditSettings, AuthSettings};
 use inferloop::http::{PageRequest, RequestMeta, json_response, path_segments, query_param, serve};
 use lambda_http::http::{Method, StatusCode};
@@ -85,29 +85,6 @@ async fn route(app: &App, meta: RequestMeta, req: Request) -> Result<Response<Bo
             req.uri().path()
         ))),
     }
-}
-
-/// The admin calling, or 401/403; a user's attempt is itself audited.
-async fn admin(
-    app: &App,
-    meta: &RequestMeta,
-    req: &Request,
-    action: Action,
-) -> Result<Principal, ApiError> {
-    let principal = auth::authenticate(req, &app.tokens)?;
-    if let Err(err) = principal.require_admin() {
-        app.audit
-            .record_best_effort(
-                meta,
-                principal.username.as_str(),
-                action,
-                Outcome::Denied,
-                json!({"reason": "not_admin", "path": req.uri().path()}),
-            )
-            .await;
-        return Err(err);
-    }
-    Ok(principal)
 }
 
 fn invalid(message: impl Into<String>) -> ApiError {
@@ -260,7 +237,10 @@ async fn list(
     req: &Request,
     listing: Listing,
 ) -> Result<Response<Body>, ApiError> {
-    let principal = admin(app, meta, req, Action::AuditViewed).await?;
+    let principal = app
+        .audit
+        .authorize_admin(meta, req, &app.tokens, Action::AuditViewed)
+        .await?;
     let params = ListParams::from_request(req, listing);
     let filter = params.filter()?;
     let page = PageRequest::from_request(req)?;
@@ -323,7 +303,10 @@ async fn list(
 }
 
 async fn verify(app: &App, meta: &RequestMeta, req: &Request) -> Result<Response<Body>, ApiError> {
-    let principal = admin(app, meta, req, Action::AuditVerified).await?;
+    let principal = app
+        .audit
+        .authorize_admin(meta, req, &app.tokens, Action::AuditVerified)
+        .await?;
     let range = resolve_range(
         query_param(req, "from").as_deref(),
         query_param(req, "to").as_deref(),

@@ -5,7 +5,7 @@ use inferloop::ApiError;
 use inferloop::audit::{Action, AuditTrail, Outcome};
 use inferloop::auth::lockout::LoginGuard;
 use inferloop::auth::token::now_secs;
-use inferloop::auth::{self, Principal, TokenKeys, password};
+use inferloop::auth::{TokenKeys, password};
 use inferloop::config::{self, AuditSettings, AuthSettings};
 use inferloop::domain::{Password, Role, Username};
 use inferloop::http::{
@@ -256,29 +256,6 @@ fn retry_jitter(attempt: u32) -> std::time::Duration {
     std::time::Duration::from_micros(u64::from(nanos % (attempt * 5_000)))
 }
 
-/// The admin calling, or 401/403; a denied attempt is itself audited.
-async fn admin(
-    app: &App,
-    meta: &RequestMeta,
-    req: &Request,
-    action: Action,
-) -> Result<Principal, ApiError> {
-    let principal = auth::authenticate(req, &app.tokens)?;
-    if let Err(err) = principal.require_admin() {
-        app.audit
-            .record_best_effort(
-                meta,
-                principal.username.as_str(),
-                action,
-                Outcome::Denied,
-                json!({"reason": "not_admin"}),
-            )
-            .await;
-        return Err(err);
-    }
-    Ok(principal)
-}
-
 #[derive(Deserialize)]
 struct CreateUserRequest {
     username: String,
@@ -298,7 +275,10 @@ async fn create_user(
     meta: &RequestMeta,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
-    let principal = admin(app, meta, req, Action::UserCreated).await?;
+    let principal = app
+        .audit
+        .authorize_admin(meta, req, &app.tokens, Action::UserCreated)
+        .await?;
     let body: CreateUserRequest = parse_json(req, MAX_BODY_BYTES)?;
     let username = Username::parse(&body.username).map_err(invalid_field)?;
     let password = Password::parse(body.password).map_err(invalid_field)?;
@@ -352,7 +332,10 @@ async fn list_users(
     meta: &RequestMeta,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
-    let principal = admin(app, meta, req, Action::UsersListed).await?;
+    let principal = app
+        .audit
+        .authorize_admin(meta, req, &app.tokens, Action::UsersListed)
+        .await?;
     let page = PageRequest::from_request(req)?;
     let result = app.users.list(page.limit, page.cursor.as_deref()).await?;
     app.audit
@@ -379,7 +362,10 @@ async fn delete_user(
     req: &Request,
     username: &str,
 ) -> Result<Response<Body>, ApiError> {
-    let principal = admin(app, meta, req, Action::UserDeleted).await?;
+    let principal = app
+        .audit
+        .authorize_admin(meta, req, &app.tokens, Action::UserDeleted)
+        .await?;
     let username = Username::parse(username).map_err(invalid_field)?;
     if username == principal.username {
         return Err(ApiError::Conflict(

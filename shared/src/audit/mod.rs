@@ -553,6 +553,30 @@ impl AuditTrail {
             tracing::error!(error = %err, action = action.as_str(), "audit entry lost for a read");
         }
     }
+
+    /// The admin calling `req`, or 401/403. A user's attempt at an admin route is itself
+    /// an audit entry (`outcome: denied`) of the action it tried.
+    pub async fn authorize_admin(
+        &self,
+        meta: &RequestMeta,
+        req: &lambda_http::Request,
+        tokens: &crate::auth::TokenKeys,
+        action: Action,
+    ) -> Result<crate::auth::Principal, crate::error::ApiError> {
+        let principal = crate::auth::authenticate(req, tokens)?;
+        if let Err(err) = principal.require_admin() {
+            self.record_best_effort(
+                meta,
+                principal.username.as_str(),
+                action,
+                Outcome::Denied,
+                serde_json::json!({"reason": "not_admin", "path": req.uri().path()}),
+            )
+            .await;
+            return Err(err);
+        }
+        Ok(principal)
+    }
 }
 
 #[cfg(test)]
