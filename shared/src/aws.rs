@@ -4,6 +4,7 @@
 //! special case in the code.
 
 use aws_config::BehaviorVersion;
+pub use aws_config::SdkConfig;
 
 pub async fn sdk_config() -> aws_config::SdkConfig {
     aws_config::defaults(BehaviorVersion::latest()).load().await
@@ -11,4 +12,17 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
 
 pub fn dynamodb(config: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(config)
+}
+
+/// S3 with path-style addressing when `S3_FORCE_PATH_STYLE=true`: a local emulator on
+/// 127.0.0.1 has no per-bucket host names. Real S3 uses virtual-hosted addressing.
+#[cfg(feature = "model")]
+pub fn s3(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    let path_style =
+        std::env::var("S3_FORCE_PATH_STYLE").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(path_style)
+            .build(),
+    )
 }

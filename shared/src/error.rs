@@ -139,6 +139,19 @@ impl ApiError {
     }
 }
 
+/// An error with all its causes, `: `-separated. The SDKs' `Display` alone says only
+/// "service error"; the log needs the rest.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,12 +3,16 @@
 pub mod audit;
 pub mod auth;
 pub mod aws;
+#[cfg(feature = "cache")]
+pub mod cache;
 pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
 #[cfg(feature = "model")]
 pub mod model;
+#[cfg(feature = "stats")]
+pub mod stats;
 pub mod store;
 pub mod telemetry;
 

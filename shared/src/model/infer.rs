@@ -91,7 +91,12 @@ impl Model {
 
 impl Prediction {
     pub fn from_logits(logits: &[f32; CLASSES]) -> Self {
-        let probabilities = softmax(logits);
+        Self::from_probabilities(&softmax(logits))
+    }
+
+    /// The answer for probabilities already computed (a cached prediction).
+    pub fn from_probabilities(probabilities: &[f32; CLASSES]) -> Self {
+        let probabilities = *probabilities;
         let (digit, probability) = probabilities.iter().copied().enumerate().fold(
             (0, f32::NEG_INFINITY),
             |best, (i, p)| {

@@ -1,9 +1,10 @@
-//! The digit model (DESIGN.md §6): preprocessing and tract inference (feature
-//! `model`, what predict links), and behind feature `train` the dataset, the
+//! The digit model (DESIGN.md §6): preprocessing, tract inference and the registry
+//! (feature `model`, what predict links), and behind feature `train` the dataset, the
 //! hand-written trainer, the ONNX writer and the artifacts a line ships with.
 
 pub mod infer;
 pub mod preprocess;
+pub mod registry;
 
 #[cfg(feature = "train")]
 pub mod dataset;

@@ -1,5 +1,7 @@
 //! One module per DynamoDB table: typed items, queries and conditional writes.
 
+pub mod models;
+pub mod predictions;
 pub mod users;
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -31,16 +33,31 @@ impl From<StoreError> for crate::error::ApiError {
     }
 }
 
-/// The SDK's error with its full chain: `Display` alone says only "service error".
+/// The SDK's error with its full chain.
 pub(crate) fn sdk_error<E: std::error::Error>(err: E) -> StoreError {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
+    StoreError::Dynamo(crate::error::error_chain(&err))
+}
+
+/// Writes a new item: `Conflict` if an item with its key (`key_attribute`) exists.
+pub(crate) async fn put_new(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    item: Item,
+    key_attribute: &str,
+) -> Result<(), StoreError> {
+    let result = client
+        .put_item()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression("attribute_not_exists(#key)")
+        .expression_attribute_names("#key", key_attribute)
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(err) if is_conditional_failure(&err) => Err(StoreError::Conflict),
+        Err(err) => Err(sdk_error(err)),
     }
-    StoreError::Dynamo(text)
 }
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
@@ -70,4 +87,14 @@ pub(crate) fn n(value: u64) -> AttributeValue {
 
 pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
+}
+
+/// Whether an SDK error is DynamoDB's ConditionalCheckFailedException.
+pub(crate) fn is_conditional_failure<E, R>(err: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    err.as_service_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "ConditionalCheckFailedException")
 }

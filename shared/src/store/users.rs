@@ -4,7 +4,7 @@
 //! `recent_failures` (list of unix seconds), `locked_until`, and `version`, which every
 //! update checks and bumps so that concurrent logins cannot lose a failure.
 
-use super::{Item, StoreError, get_n_opt, get_s, n, s, sdk_error};
+use super::{Item, StoreError, get_n_opt, get_s, is_conditional_failure, n, s, sdk_error};
 use crate::auth::lockout::LoginGuard;
 use crate::domain::{Role, Username};
 use aws_sdk_dynamodb::Client;
@@ -217,14 +217,4 @@ fn user_from_item(item: &Item) -> Result<User, StoreError> {
         },
         version: get_n_opt(item, "version")?.unwrap_or(0),
     })
-}
-
-/// Whether an SDK error is DynamoDB's ConditionalCheckFailedException.
-pub(crate) fn is_conditional_failure<E, R>(err: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
-where
-    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
-{
-    err.as_service_error()
-        .and_then(|e| e.code())
-        .is_some_and(|code| code == "ConditionalCheckFailedException")
 }

@@ -1,0 +1,419 @@
+//! The model registry as predict sees it (DESIGN.md §6): the production pointer in the
+//! Models table, artifacts in S3 under `models/<name>/<version>/`, each ONNX file checked
+//! against the sha256 it was registered with before tract ever parses it.
+//!
+//! A container loads a version once and keeps it; the pointer is re-read at most once per
+//! `pointer_ttl` (a minute in production), so a promotion reaches every running container
+//! within that time, without a redeploy. Versions no line points to any more are dropped.
+
+use super::infer::{InferError, Model};
+use crate::store::StoreError;
+use crate::store::models::{ModelStore, ModelVersion, ProductionPointer, Stage, valid_version};
+use aws_sdk_s3::primitives::ByteStream;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+pub const MODEL_FILE: &str = "model.onnx";
+pub const MANIFEST_FILE: &str = "manifest.json";
+pub const REFERENCE_FILE: &str = "reference.json";
+/// How often a container re-reads the production pointer by default.
+pub const DEFAULT_POINTER_TTL: Duration = Duration::from_secs(60);
+/// A model file larger than this is not one of ours (ours are < 1 MB).
+const MAX_MODEL_BYTES: usize = 64 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("no production version is registered for line {line} of model {name}")]
+    NoProduction { name: String, line: String },
+    #[error("model {name} {version} is not in the registry")]
+    UnknownVersion { name: String, version: String },
+    #[error("model {name} {version}: the file's sha256 {actual} is not the registered {expected}")]
+    Integrity {
+        name: String,
+        version: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("model {version} was refused recently ({reason}); not retried before {retry_in:?}")]
+    RecentlyRefused {
+        version: String,
+        reason: String,
+        retry_in: Duration,
+    },
+    #[error("registry table: {0}")]
+    Store(#[from] StoreError),
+    #[error("s3: {0}")]
+    S3(String),
+    #[error(transparent)]
+    Load(#[from] InferError),
+    #[error("invalid artifacts: {0}")]
+    InvalidArtifacts(String),
+}
+
+impl From<RegistryError> for crate::error::ApiError {
+    fn from(err: RegistryError) -> Self {
+        // Every registry failure means "no model to serve": a dependency failure, with
+        // the detail in the log only.
+        Self::dependency(err)
+    }
+}
+
+/// A loaded, checked model version.
+#[derive(Debug)]
+pub struct LoadedModel {
+    pub name: String,
+    pub version: String,
+    pub line: String,
+    pub sha256: String,
+    pub model: Model,
+}
+
+struct State {
+    pointer: Option<(ProductionPointer, Instant)>,
+    loaded: HashMap<String, Arc<LoadedModel>>,
+    /// Versions that failed to load, with when and why: not retried before the next
+    /// pointer refresh, so a bad artifact costs one download a minute, not one per request.
+    refused: HashMap<String, (Instant, String)>,
+}
+
+pub struct Registry {
+    store: ModelStore,
+    s3: aws_sdk_s3::Client,
+    bucket: String,
+    name: String,
+    pointer_ttl: Duration,
+    state: Mutex<State>,
+}
+
+impl Registry {
+    pub fn new(
+        store: ModelStore,
+        s3: aws_sdk_s3::Client,
+        bucket: impl Into<String>,
+        name: impl Into<String>,
+        pointer_ttl: Duration,
+    ) -> Self {
+        Self {
+            store,
+            s3,
+            bucket: bucket.into(),
+            name: name.into(),
+            pointer_ttl,
+            state: Mutex::new(State {
+                pointer: None,
+                loaded: HashMap::new(),
+                refused: HashMap::new(),
+            }),
+        }
+    }
+
+    pub fn model_name(&self) -> &str {
+        &self.name
+    }
+
+    /// The production pointer, re-read when older than the TTL. A failed re-read keeps
+    /// serving the pointer already known (logged); with none known it is an error.
+    pub async fn pointer(&self) -> Result<ProductionPointer, RegistryError> {
+        let mut state = self.state.lock().await;
+        self.pointer_locked(&mut state).await
+    }
+
+    async fn pointer_locked(&self, state: &mut State) -> Result<ProductionPointer, RegistryError> {
+        if let Some((pointer, read_at)) = &state.pointer
+            && read_at.elapsed() < self.pointer_ttl
+        {
+            return Ok(pointer.clone());
+        }
+        match self.store.production(&self.name).await {
+            Ok(Some(pointer)) => {
+                let live: Vec<&String> = pointer.lines.values().collect();
+                state.loaded.retain(|version, _| live.contains(&version));
+                state.refused.clear();
+                state.pointer = Some((pointer.clone(), Instant::now()));
+                Ok(pointer)
+            }
+            Ok(None) => Err(RegistryError::NoProduction {
+                name: self.name.clone(),
+                line: "any".into(),
+            }),
+            Err(err) => match &state.pointer {
+                Some((pointer, _)) => {
+                    tracing::warn!(error = %err, "registry pointer re-read failed; serving the last one read");
+                    Ok(pointer.clone())
+                }
+                None => Err(err.into()),
+            },
+        }
+    }
+
+    /// The line `/predict` serves.
+    pub async fn default_line(&self) -> Result<String, RegistryError> {
+        self.pointer()
+            .await?
+            .default_line
+            .ok_or_else(|| RegistryError::NoProduction {
+                name: self.name.clone(),
+                line: "default".into(),
+            })
+    }
+
+    /// The production model of `line`, loading (and checking) it on first use.
+    pub async fn model_for_line(&self, line: &str) -> Result<Arc<LoadedModel>, RegistryError> {
+        // One lock for pointer and load: concurrent first requests wait for one download.
+        let mut state = self.state.lock().await;
+        let pointer = self.pointer_locked(&mut state).await?;
+        let version = pointer
+            .version_of(line)
+            .ok_or_else(|| RegistryError::NoProduction {
+                name: self.name.clone(),
+                line: line.to_owned(),
+            })?
+            .to_owned();
+        if let Some(model) = state.loaded.get(&version) {
+            return Ok(model.clone());
+        }
+        if let Some((at, reason)) = state.refused.get(&version)
+            && at.elapsed() < self.pointer_ttl
+        {
+            return Err(RegistryError::RecentlyRefused {
+                version,
+                reason: reason.clone(),
+                retry_in: self.pointer_ttl.saturating_sub(at.elapsed()),
+            });
+        }
+        match self.load(&version).await {
+            Ok(model) => {
+                let model = Arc::new(model);
+                state.loaded.insert(version, model.clone());
+                Ok(model)
+            }
+            Err(err) => {
+                state
+                    .refused
+                    .insert(version, (Instant::now(), err.to_string()));
+                Err(err)
+            }
+        }
+    }
+
+    /// Loads every line the pointer names: a cold start pays for it before the first
+    /// request. Failures are logged; requests retry them.
+    pub async fn preload(&self) {
+        let lines: Vec<String> = match self.pointer().await {
+            Ok(pointer) => pointer.lines.into_keys().collect(),
+            Err(err) => {
+                tracing::warn!(error = %err, "no production pointer at start");
+                return;
+            }
+        };
+        for line in lines {
+            if let Err(err) = self.model_for_line(&line).await {
+                tracing::error!(line, error = %err, "model not loaded at start");
+            }
+        }
+    }
+
+    async fn load(&self, version: &str) -> Result<LoadedModel, RegistryError> {
+        let entry = self
+            .store
+            .get_version(&self.name, version)
+            .await?
+            .ok_or_else(|| RegistryError::UnknownVersion {
+                name: self.name.clone(),
+                version: version.to_owned(),
+            })?;
+        let key = format!("{}{MODEL_FILE}", entry.artifact_prefix);
+        let bytes = get_object(&self.s3, &self.bucket, &key).await?;
+        let actual = hex::encode(Sha256::digest(&bytes));
+        if !actual.eq_ignore_ascii_case(&entry.sha256) {
+            // Someone changed the artifact after registration, or the upload broke: never
+            // serve it. This is an alert, not a routine failure.
+            tracing::error!(
+                alert = "model_integrity",
+                model = self.name,
+                version,
+                expected = entry.sha256,
+                actual,
+                "model artifact does not match its registered sha256; refusing to serve it"
+            );
+            crate::telemetry::emit_metric("inferloop", "ModelIntegrityFailure", 1.0, "Count");
+            return Err(RegistryError::Integrity {
+                name: self.name.clone(),
+                version: version.to_owned(),
+                expected: entry.sha256,
+                actual,
+            });
+        }
+        // Optimising is CPU work of a few milliseconds; keep it off the async workers.
+        let model = tokio::task::spawn_blocking(move || Model::load(&bytes))
+            .await
+            .map_err(|e| InferError::Load(e.to_string()))??;
+        tracing::info!(
+            model = self.name,
+            version,
+            line = entry.line,
+            "model loaded"
+        );
+        Ok(LoadedModel {
+            name: entry.name,
+            version: entry.version,
+            line: entry.line,
+            sha256: entry.sha256,
+            model,
+        })
+    }
+
+    /// What is loaded now, by line (for `/health`), without touching the network.
+    pub async fn loaded_versions(&self) -> Vec<(String, String)> {
+        let state = self.state.lock().await;
+        let mut out: Vec<(String, String)> = state
+            .loaded
+            .values()
+            .map(|m| (m.line.clone(), m.version.clone()))
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+async fn get_object(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Vec<u8>, RegistryError> {
+    let out = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| RegistryError::S3(crate::error::error_chain(&e)))?;
+    if out
+        .content_length()
+        .is_some_and(|len| len < 0 || len as usize > MAX_MODEL_BYTES)
+    {
+        return Err(RegistryError::S3(format!(
+            "{key} is too large to be a model"
+        )));
+    }
+    let bytes = out
+        .body
+        .collect()
+        .await
+        .map_err(|e| RegistryError::S3(format!("reading {key}: {e}")))?;
+    Ok(bytes.into_bytes().to_vec())
+}
+
+/// A model version's three files, as `cargo xtask train` writes them.
+#[derive(Debug, Clone)]
+pub struct Artifacts {
+    pub onnx: Vec<u8>,
+    pub manifest: Vec<u8>,
+    pub reference: Vec<u8>,
+}
+
+impl Artifacts {
+    /// Reads `model.onnx`, `manifest.json` and `reference.json` from `dir`.
+    pub fn read_dir(dir: &std::path::Path) -> std::io::Result<Self> {
+        Ok(Self {
+            onnx: std::fs::read(dir.join(MODEL_FILE))?,
+            manifest: std::fs::read(dir.join(MANIFEST_FILE))?,
+            reference: std::fs::read(dir.join(REFERENCE_FILE))?,
+        })
+    }
+}
+
+/// What [`publish`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Published {
+    Registered,
+    /// The same version with the same sha256 was already there: nothing changed.
+    AlreadyRegistered,
+}
+
+/// Uploads a version's files to `models/<name>/<version>/` and registers it (stage
+/// staging). The files go first, so the registry never names a missing artifact. The
+/// manifest's sha256 must match the ONNX file. Registering the same bytes again is a
+/// no-op; other bytes under an existing version are refused (`Conflict`).
+pub async fn publish(
+    store: &ModelStore,
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    name: &str,
+    artifacts: &Artifacts,
+    registered_at: &str,
+) -> Result<(ModelVersion, Published), RegistryError> {
+    let manifest: serde_json::Value = serde_json::from_slice(&artifacts.manifest)
+        .map_err(|e| RegistryError::InvalidArtifacts(format!("manifest.json: {e}")))?;
+    let text = |field: &str| {
+        manifest
+            .get(field)
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| RegistryError::InvalidArtifacts(format!("manifest has no {field}")))
+    };
+    let metric = |field: &str| {
+        manifest
+            .pointer(&format!("/metrics/{field}"))
+            .and_then(serde_json::Value::as_f64)
+            .ok_or_else(|| {
+                RegistryError::InvalidArtifacts(format!("manifest has no metrics.{field}"))
+            })
+    };
+    let version = text("version")?;
+    if !valid_version(&version) {
+        return Err(RegistryError::InvalidArtifacts(format!(
+            "{version:?} is not a valid version name"
+        )));
+    }
+    let sha256 = hex::encode(Sha256::digest(&artifacts.onnx));
+    if text("sha256")? != sha256 {
+        return Err(RegistryError::InvalidArtifacts(
+            "manifest sha256 does not match model.onnx".into(),
+        ));
+    }
+    let entry = ModelVersion {
+        name: name.to_owned(),
+        version: version.clone(),
+        line: text("line")?,
+        stage: Stage::Staging,
+        artifact_prefix: format!("models/{name}/{version}/"),
+        sha256,
+        size_bytes: artifacts.onnx.len() as u64,
+        preprocessing: text("preprocessing")?,
+        accuracy: metric("accuracy")?,
+        macro_f1: metric("macro_f1")?,
+        parent: manifest
+            .get("parent")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned),
+        registered_at: registered_at.to_owned(),
+        manifest_json: String::from_utf8_lossy(&artifacts.manifest).into_owned(),
+    };
+    if let Some(existing) = store.get_version(name, &version).await? {
+        return if existing.sha256 == entry.sha256 {
+            Ok((existing, Published::AlreadyRegistered))
+        } else {
+            Err(StoreError::Conflict.into())
+        };
+    }
+    for (file, bytes, content_type) in [
+        (MODEL_FILE, &artifacts.onnx, "application/octet-stream"),
+        (MANIFEST_FILE, &artifacts.manifest, "application/json"),
+        (REFERENCE_FILE, &artifacts.reference, "application/json"),
+    ] {
+        s3.put_object()
+            .bucket(bucket)
+            .key(format!("{}{file}", entry.artifact_prefix))
+            .content_type(content_type)
+            .body(ByteStream::from(bytes.clone()))
+            .send()
+            .await
+            .map_err(|e| RegistryError::S3(crate::error::error_chain(&e)))?;
+    }
+    store.put_version(&entry).await?;
+    Ok((entry, Published::Registered))
+}

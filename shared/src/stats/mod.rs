@@ -1,0 +1,22 @@
+//! Pure statistics over counts: what the trends and drift functions compute once the
+//! store has handed them the numbers (DESIGN.md §2, §5).
+//!
+//! Nothing here does I/O, and nothing panics or returns NaN on odd input (empty
+//! slices, zero counts, counts near `u64::MAX`): a ratio that is undefined is 0, as
+//! scikit-learn's `zero_division=0`, and a test statistic that is undefined is `None`,
+//! so a handler can serialise every result straight into a JSON body.
+//!
+//! - [`metrics`]: the 10-class confusion matrix and precision / recall / F1 / accuracy.
+//! - [`significance`]: the two-proportion z-test (is v2's accuracy really different?).
+//! - [`trend`]: least-squares lines, forecasts, improving / declining / stable.
+
+pub mod metrics;
+pub mod significance;
+pub mod trend;
+
+pub use metrics::{ClassMetrics, Confusion, NUM_CLASSES};
+pub use significance::{ZTest, two_proportion_z_test};
+pub use trend::{
+    ACCURACY_DEAD_BAND, Comparison, Line, Trend, busiest_weekday, classify, compare,
+    forecast_daily_average, least_squares,
+};

@@ -1,0 +1,388 @@
+//! The model registry table (DESIGN.md §5 `Models`): one item per (model name,
+//! version), and one pointer item per model name saying which version serves each
+//! line and which line `/predict` serves.
+//!
+//! The pointer is one item on purpose: predict re-reads it (at most once a minute) with
+//! a single GetItem, and a promotion changes it, the promoted version's stage and the
+//! replaced version's stage in one transaction, so no reader sees half a promotion.
+
+use super::{Item, StoreError, get_s, n, s, sdk_error};
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use std::collections::BTreeMap;
+
+/// The sort key of the pointer item. Versions start with a letter; `@` sorts first
+/// and can never be a version (see [`valid_version`]).
+pub const POINTER_KEY: &str = "@production";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    Staging,
+    Production,
+    Archived,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Staging => "staging",
+            Self::Production => "production",
+            Self::Archived => "archived",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "staging" => Some(Self::Staging),
+            "production" => Some(Self::Production),
+            "archived" => Some(Self::Archived),
+            _ => None,
+        }
+    }
+}
+
+/// One registered model version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelVersion {
+    pub name: String,
+    pub version: String,
+    /// The model line (`v1`, `v2`) this version belongs to.
+    pub line: String,
+    pub stage: Stage,
+    /// S3 key prefix of `model.onnx`, `manifest.json` and `reference.json`.
+    pub artifact_prefix: String,
+    /// sha256 (hex) of `model.onnx`: a loader refuses a file that does not match.
+    pub sha256: String,
+    pub size_bytes: u64,
+    pub preprocessing: String,
+    /// Test-split accuracy and macro-F1 (what drift and promotion compare against).
+    pub accuracy: f64,
+    pub macro_f1: f64,
+    pub parent: Option<String>,
+    pub registered_at: String,
+    /// The manifest as written next to the model (training parameters, full metrics).
+    pub manifest_json: String,
+}
+
+/// Which version serves each line, and which line `/predict` serves.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProductionPointer {
+    pub lines: BTreeMap<String, String>,
+    pub default_line: Option<String>,
+    /// Bumped by every change; a change is conditional on the revision it read.
+    pub revision: u64,
+}
+
+impl ProductionPointer {
+    pub fn version_of(&self, line: &str) -> Option<&str> {
+        self.lines.get(line).map(String::as_str)
+    }
+}
+
+/// A version name: `v` and then letters, digits, `.`, `-`, `_` (at most 64 bytes), so it
+/// is safe in an S3 key and a cache key.
+pub fn valid_version(version: &str) -> bool {
+    version.len() <= 64
+        && version.starts_with(|c: char| c.is_ascii_alphabetic())
+        && version
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+}
+
+pub struct ModelStore {
+    client: Client,
+    table: String,
+}
+
+impl ModelStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    pub async fn get_version(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> Result<Option<ModelVersion>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("name", s(name))
+            .key("version", s(version))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        out.item().map(version_from_item).transpose()
+    }
+
+    /// Registers a new version; `Conflict` if that version already exists.
+    pub async fn put_version(&self, version: &ModelVersion) -> Result<(), StoreError> {
+        super::put_new(&self.client, &self.table, version_to_item(version), "name").await
+    }
+
+    /// The production pointer of `name`, if any version was ever promoted.
+    pub async fn production(&self, name: &str) -> Result<Option<ProductionPointer>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("name", s(name))
+            .key("version", s(POINTER_KEY))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        out.item().map(pointer_from_item).transpose()
+    }
+
+    /// Makes `version` (already registered) the production version of its line, and, with
+    /// `make_default`, the line `/predict` serves. The pointer, the version's stage and the
+    /// replaced version's stage change in one transaction, conditional on the pointer's
+    /// revision as read: `Conflict` if someone else changed it in between.
+    pub async fn promote(
+        &self,
+        name: &str,
+        version: &ModelVersion,
+        make_default: bool,
+        updated_at: &str,
+    ) -> Result<ProductionPointer, StoreError> {
+        let current = self.production(name).await?;
+        let mut next = current.clone().unwrap_or_default();
+        let replaced = next
+            .lines
+            .insert(version.line.clone(), version.version.clone())
+            .filter(|old| old != &version.version);
+        if make_default || next.default_line.is_none() {
+            next.default_line = Some(version.line.clone());
+        }
+        next.revision = current.as_ref().map_or(0, |p| p.revision) + 1;
+
+        let mut pointer = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(pointer_to_item(name, &next, updated_at)));
+        pointer = match &current {
+            None => pointer
+                .condition_expression("attribute_not_exists(#n)")
+                .expression_attribute_names("#n", "name"),
+            Some(p) => pointer
+                .condition_expression("revision = :read")
+                .expression_attribute_values(":read", n(p.revision)),
+        };
+        let stage = |v: &str, stage: Stage| {
+            Update::builder()
+                .table_name(&self.table)
+                .key("name", s(name))
+                .key("version", s(v))
+                .update_expression("SET stage = :stage")
+                .condition_expression("attribute_exists(#n)")
+                .expression_attribute_names("#n", "name")
+                .expression_attribute_values(":stage", s(stage.as_str()))
+                .build()
+        };
+        let mut items = vec![
+            TransactWriteItem::builder()
+                .put(
+                    pointer
+                        .build()
+                        .map_err(|e| StoreError::Dynamo(e.to_string()))?,
+                )
+                .build(),
+            TransactWriteItem::builder()
+                .update(
+                    stage(&version.version, Stage::Production)
+                        .map_err(|e| StoreError::Dynamo(e.to_string()))?,
+                )
+                .build(),
+        ];
+        if let Some(old) = replaced {
+            items.push(
+                TransactWriteItem::builder()
+                    .update(
+                        stage(&old, Stage::Archived)
+                            .map_err(|e| StoreError::Dynamo(e.to_string()))?,
+                    )
+                    .build(),
+            );
+        }
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(next),
+            Err(err) if is_cancelled(&err) => Err(StoreError::Conflict),
+            Err(err) => Err(sdk_error(err)),
+        }
+    }
+}
+
+fn is_cancelled<R>(
+    err: &aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+        R,
+    >,
+) -> bool {
+    err.as_service_error()
+        .is_some_and(|e| e.is_transaction_canceled_exception())
+}
+
+fn version_to_item(v: &ModelVersion) -> Item {
+    let mut item = Item::from([
+        ("name".to_owned(), s(&v.name)),
+        ("version".to_owned(), s(&v.version)),
+        ("line".to_owned(), s(&v.line)),
+        ("stage".to_owned(), s(v.stage.as_str())),
+        ("artifact_prefix".to_owned(), s(&v.artifact_prefix)),
+        ("sha256".to_owned(), s(&v.sha256)),
+        ("size_bytes".to_owned(), n(v.size_bytes)),
+        ("preprocessing".to_owned(), s(&v.preprocessing)),
+        (
+            "accuracy".to_owned(),
+            AttributeValue::N(v.accuracy.to_string()),
+        ),
+        (
+            "macro_f1".to_owned(),
+            AttributeValue::N(v.macro_f1.to_string()),
+        ),
+        ("registered_at".to_owned(), s(&v.registered_at)),
+        ("manifest".to_owned(), s(&v.manifest_json)),
+    ]);
+    if let Some(parent) = &v.parent {
+        item.insert("parent".to_owned(), s(parent));
+    }
+    item
+}
+
+fn get_f64(item: &Item, name: &str) -> Result<f64, StoreError> {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|t| t.parse::<f64>().ok())
+        .filter(|x| x.is_finite())
+        .ok_or_else(|| StoreError::Corrupt(format!("attribute {name} is not a number")))
+}
+
+fn version_from_item(item: &Item) -> Result<ModelVersion, StoreError> {
+    let stage = get_s(item, "stage")?;
+    Ok(ModelVersion {
+        name: get_s(item, "name")?.to_owned(),
+        version: get_s(item, "version")?.to_owned(),
+        line: get_s(item, "line")?.to_owned(),
+        stage: Stage::parse(stage)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown stage {stage:?}")))?,
+        artifact_prefix: get_s(item, "artifact_prefix")?.to_owned(),
+        sha256: get_s(item, "sha256")?.to_owned(),
+        size_bytes: super::get_n_opt(item, "size_bytes")?.unwrap_or(0),
+        preprocessing: get_s(item, "preprocessing")?.to_owned(),
+        accuracy: get_f64(item, "accuracy")?,
+        macro_f1: get_f64(item, "macro_f1")?,
+        parent: item.get("parent").and_then(|v| v.as_s().ok()).cloned(),
+        registered_at: get_s(item, "registered_at")?.to_owned(),
+        manifest_json: get_s(item, "manifest")?.to_owned(),
+    })
+}
+
+fn pointer_to_item(name: &str, p: &ProductionPointer, updated_at: &str) -> Item {
+    let lines = p
+        .lines
+        .iter()
+        .map(|(line, version)| (line.clone(), s(version)))
+        .collect();
+    let mut item = Item::from([
+        ("name".to_owned(), s(name)),
+        ("version".to_owned(), s(POINTER_KEY)),
+        ("lines".to_owned(), AttributeValue::M(lines)),
+        ("revision".to_owned(), n(p.revision)),
+        ("updated_at".to_owned(), s(updated_at)),
+    ]);
+    if let Some(line) = &p.default_line {
+        item.insert("default_line".to_owned(), s(line));
+    }
+    item
+}
+
+fn pointer_from_item(item: &Item) -> Result<ProductionPointer, StoreError> {
+    let lines = item
+        .get("lines")
+        .and_then(|v| v.as_m().ok())
+        .ok_or_else(|| StoreError::Corrupt("pointer without lines".into()))?
+        .iter()
+        .map(|(line, v)| {
+            v.as_s()
+                .map(|version| (line.clone(), version.clone()))
+                .map_err(|_| StoreError::Corrupt(format!("pointer line {line} is not a string")))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(ProductionPointer {
+        lines,
+        default_line: item
+            .get("default_line")
+            .and_then(|v| v.as_s().ok())
+            .cloned(),
+        revision: super::get_n_opt(item, "revision")?.unwrap_or(0),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_safe_names() {
+        for ok in ["v1.0", "v2.3", "v2.0-retrain-01J", "mnist_v3"] {
+            assert!(valid_version(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            POINTER_KEY,
+            "../v1",
+            "v1/x",
+            "1.0",
+            "v 1",
+            &"v".repeat(65),
+        ] {
+            assert!(!valid_version(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn items_round_trip() {
+        let v = ModelVersion {
+            name: "mnist".into(),
+            version: "v2.0".into(),
+            line: "v2".into(),
+            stage: Stage::Staging,
+            artifact_prefix: "models/mnist/v2.0/".into(),
+            sha256: "ab".repeat(32),
+            size_bytes: 829_715,
+            preprocessing: "p".into(),
+            accuracy: 0.9835,
+            macro_f1: 0.98,
+            parent: Some("v2.0".into()),
+            registered_at: "2026-11-23T00:00:00.000000Z".into(),
+            manifest_json: "{}".into(),
+        };
+        assert_eq!(version_from_item(&version_to_item(&v)).unwrap(), v);
+        let p = ProductionPointer {
+            lines: BTreeMap::from([("v1".into(), "v1.0".into()), ("v2".into(), "v2.0".into())]),
+            default_line: Some("v2".into()),
+            revision: 3,
+        };
+        assert_eq!(
+            pointer_from_item(&pointer_to_item("mnist", &p, "t")).unwrap(),
+            p
+        );
+        assert_eq!(p.version_of("v1"), Some("v1.0"));
+    }
+}

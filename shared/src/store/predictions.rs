@@ -1,0 +1,332 @@
+//! The Predictions table (DESIGN.md §5): every answer predict gives, with the
+//! preprocessed 28×28 input (784 bytes, so feedback can label it for retraining) and
+//! the §6a drift features. Items expire after the retention (TTL, 90 days by default).
+//! The `by_hour` index (hour bucket, time) serves the drift windows.
+
+use super::{Item, StoreError, get_n_opt, get_s, n, s, sdk_error};
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::AttributeValue;
+use std::collections::HashMap;
+
+pub const CLASSES: usize = 10;
+pub const INPUT_BYTES: usize = 784;
+/// The index over hour buckets: a drift window is a handful of Query calls.
+pub const BY_HOUR_INDEX: &str = "by_hour";
+
+/// The numbers DESIGN.md §6a keeps about each input and output.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DriftFeatures {
+    pub raw_width: u32,
+    pub raw_height: u32,
+    pub mean_brightness: f32,
+    pub ink_aspect_ratio: f32,
+    pub ink_box_share: f32,
+    pub input_mean: f32,
+    pub input_ink_ratio: f32,
+    pub top_probability: f32,
+    pub entropy: f32,
+    pub predicted_digit: u8,
+}
+
+impl DriftFeatures {
+    /// The numeric features by name, in a fixed order (the categorical digit is apart).
+    pub fn numeric(&self) -> [(&'static str, f64); 9] {
+        [
+            ("raw_width", f64::from(self.raw_width)),
+            ("raw_height", f64::from(self.raw_height)),
+            ("mean_brightness", f64::from(self.mean_brightness)),
+            ("ink_aspect_ratio", f64::from(self.ink_aspect_ratio)),
+            ("ink_box_share", f64::from(self.ink_box_share)),
+            ("input_mean", f64::from(self.input_mean)),
+            ("input_ink_ratio", f64::from(self.input_ink_ratio)),
+            ("top_probability", f64::from(self.top_probability)),
+            ("entropy", f64::from(self.entropy)),
+        ]
+    }
+}
+
+/// One stored prediction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PredictionRecord {
+    pub prediction_id: String,
+    pub username: String,
+    /// RFC 3339, fixed width (sorts as time).
+    pub created_at: String,
+    pub model_name: String,
+    pub model_version: String,
+    /// The model line that answered (`v1`, `v2`).
+    pub line: String,
+    /// The route asked: `v1`, `v2`, `ab` or `production`.
+    pub route: String,
+    /// The A/B arm and experiment, for `/api/ab/predict` only.
+    pub variant: Option<String>,
+    pub experiment: Option<String>,
+    pub digit: u8,
+    pub probability: f32,
+    pub probabilities: [f32; CLASSES],
+    /// sha256 (hex) of the uploaded image bytes.
+    pub input_sha256: String,
+    /// Time spent producing the answer (decode + preprocess + infer, or the cache lookup).
+    pub latency_ms: f64,
+    pub cached: bool,
+    pub features: DriftFeatures,
+    pub input: [u8; INPUT_BYTES],
+    pub expires_at: u64,
+}
+
+impl PredictionRecord {
+    /// The hour bucket of `created_at` (`2026-11-23T14`), the index's partition key.
+    pub fn hour(&self) -> &str {
+        hour_bucket(&self.created_at)
+    }
+}
+
+/// `2026-11-23T14` from `2026-11-23T14:05:06.000000Z`.
+pub fn hour_bucket(timestamp: &str) -> &str {
+    timestamp.get(..13).unwrap_or(timestamp)
+}
+
+pub struct PredictionStore {
+    client: Client,
+    table: String,
+}
+
+impl PredictionStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Stores a new prediction; its id is fresh, so an existing item is a bug (`Conflict`).
+    pub async fn put(&self, record: &PredictionRecord) -> Result<(), StoreError> {
+        super::put_new(&self.client, &self.table, to_item(record), "prediction_id").await
+    }
+
+    pub async fn get(&self, prediction_id: &str) -> Result<Option<PredictionRecord>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("prediction_id", s(prediction_id))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        out.item().map(from_item).transpose()
+    }
+}
+
+fn f(value: f32) -> AttributeValue {
+    // f32 → shortest decimal that reads back as the same f32; never NaN here (the
+    // softmax and the features are finite by construction, and from_item checks).
+    AttributeValue::N(if value.is_finite() {
+        value.to_string()
+    } else {
+        "0".to_owned()
+    })
+}
+
+fn to_item(r: &PredictionRecord) -> Item {
+    let features = &r.features;
+    let features = HashMap::from([
+        ("raw_width".to_owned(), n(u64::from(features.raw_width))),
+        ("raw_height".to_owned(), n(u64::from(features.raw_height))),
+        ("mean_brightness".to_owned(), f(features.mean_brightness)),
+        ("ink_aspect_ratio".to_owned(), f(features.ink_aspect_ratio)),
+        ("ink_box_share".to_owned(), f(features.ink_box_share)),
+        ("input_mean".to_owned(), f(features.input_mean)),
+        ("input_ink_ratio".to_owned(), f(features.input_ink_ratio)),
+        ("top_probability".to_owned(), f(features.top_probability)),
+        ("entropy".to_owned(), f(features.entropy)),
+        (
+            "predicted_digit".to_owned(),
+            n(u64::from(features.predicted_digit)),
+        ),
+    ]);
+    let mut item = Item::from([
+        ("prediction_id".to_owned(), s(&r.prediction_id)),
+        ("username".to_owned(), s(&r.username)),
+        ("created_at".to_owned(), s(&r.created_at)),
+        ("hour".to_owned(), s(r.hour())),
+        ("model_name".to_owned(), s(&r.model_name)),
+        ("model_version".to_owned(), s(&r.model_version)),
+        ("line".to_owned(), s(&r.line)),
+        ("route".to_owned(), s(&r.route)),
+        ("digit".to_owned(), n(u64::from(r.digit))),
+        ("probability".to_owned(), f(r.probability)),
+        (
+            "probabilities".to_owned(),
+            AttributeValue::L(r.probabilities.iter().map(|&p| f(p)).collect()),
+        ),
+        ("input_sha256".to_owned(), s(&r.input_sha256)),
+        (
+            "latency_ms".to_owned(),
+            AttributeValue::N(format!("{:.3}", r.latency_ms.max(0.0))),
+        ),
+        ("cached".to_owned(), AttributeValue::Bool(r.cached)),
+        ("features".to_owned(), AttributeValue::M(features)),
+        (
+            "input".to_owned(),
+            AttributeValue::B(Blob::new(r.input.to_vec())),
+        ),
+        ("expires_at".to_owned(), n(r.expires_at)),
+    ]);
+    if let Some(variant) = &r.variant {
+        item.insert("variant".to_owned(), s(variant));
+    }
+    if let Some(experiment) = &r.experiment {
+        item.insert("experiment".to_owned(), s(experiment));
+    }
+    item
+}
+
+fn number<T: std::str::FromStr>(item: &Item, name: &str) -> Result<T, StoreError> {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(|| StoreError::Corrupt(format!("attribute {name} is missing or not a number")))
+}
+
+fn finite(item: &Item, name: &str) -> Result<f32, StoreError> {
+    let value: f32 = number(item, name)?;
+    if value.is_finite() {
+        Ok(value)
+    } else {
+        Err(StoreError::Corrupt(format!(
+            "attribute {name} is not finite"
+        )))
+    }
+}
+
+fn from_item(item: &Item) -> Result<PredictionRecord, StoreError> {
+    let features = item
+        .get("features")
+        .and_then(|v| v.as_m().ok())
+        .ok_or_else(|| StoreError::Corrupt("features missing".into()))?;
+    let features = DriftFeatures {
+        raw_width: number(features, "raw_width")?,
+        raw_height: number(features, "raw_height")?,
+        mean_brightness: finite(features, "mean_brightness")?,
+        ink_aspect_ratio: finite(features, "ink_aspect_ratio")?,
+        ink_box_share: finite(features, "ink_box_share")?,
+        input_mean: finite(features, "input_mean")?,
+        input_ink_ratio: finite(features, "input_ink_ratio")?,
+        top_probability: finite(features, "top_probability")?,
+        entropy: finite(features, "entropy")?,
+        predicted_digit: number(features, "predicted_digit")?,
+    };
+    let probabilities: Vec<f32> = item
+        .get("probabilities")
+        .and_then(|v| v.as_l().ok())
+        .ok_or_else(|| StoreError::Corrupt("probabilities missing".into()))?
+        .iter()
+        .map(|v| v.as_n().ok().and_then(|t| t.parse::<f32>().ok()))
+        .collect::<Option<_>>()
+        .ok_or_else(|| StoreError::Corrupt("a probability is not a number".into()))?;
+    let input = item
+        .get("input")
+        .and_then(|v| v.as_b().ok())
+        .ok_or_else(|| StoreError::Corrupt("input missing".into()))?;
+    let optional = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+    Ok(PredictionRecord {
+        prediction_id: get_s(item, "prediction_id")?.to_owned(),
+        username: get_s(item, "username")?.to_owned(),
+        created_at: get_s(item, "created_at")?.to_owned(),
+        model_name: get_s(item, "model_name")?.to_owned(),
+        model_version: get_s(item, "model_version")?.to_owned(),
+        line: get_s(item, "line")?.to_owned(),
+        route: get_s(item, "route")?.to_owned(),
+        variant: optional("variant"),
+        experiment: optional("experiment"),
+        digit: number(item, "digit")?,
+        probability: finite(item, "probability")?,
+        probabilities: probabilities
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("probabilities is not 10 numbers".into()))?,
+        input_sha256: get_s(item, "input_sha256")?.to_owned(),
+        latency_ms: number(item, "latency_ms")?,
+        cached: item
+            .get("cached")
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(false),
+        features,
+        input: input
+            .as_ref()
+            .try_into()
+            .map_err(|_| StoreError::Corrupt(format!("input is {} bytes", input.as_ref().len())))?,
+        expires_at: get_n_opt(item, "expires_at")?.unwrap_or(0),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn record() -> PredictionRecord {
+        let mut input = [0u8; INPUT_BYTES];
+        input[400] = 255;
+        PredictionRecord {
+            prediction_id: "01JPRED".into(),
+            username: "alice".into(),
+            created_at: "2026-11-23T14:05:06.123456Z".into(),
+            model_name: "mnist".into(),
+            model_version: "v2.0".into(),
+            line: "v2".into(),
+            route: "ab".into(),
+            variant: Some("v2".into()),
+            experiment: Some("lines-v1-v2".into()),
+            digit: 7,
+            probability: 0.991,
+            probabilities: [0.001, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.991, 0.008, 0.0],
+            input_sha256: "ab".repeat(32),
+            latency_ms: 1.234,
+            cached: false,
+            features: DriftFeatures {
+                raw_width: 280,
+                raw_height: 280,
+                mean_brightness: 0.93,
+                ink_aspect_ratio: 0.61,
+                ink_box_share: 0.2,
+                input_mean: 0.13,
+                input_ink_ratio: 0.12,
+                top_probability: 0.991,
+                entropy: 0.05,
+                predicted_digit: 7,
+            },
+            input,
+            expires_at: 1_790_000_000,
+        }
+    }
+
+    #[test]
+    fn items_round_trip_and_carry_their_hour() {
+        let r = record();
+        let item = to_item(&r);
+        assert_eq!(item["hour"].as_s().unwrap(), "2026-11-23T14");
+        assert_eq!(item["input"].as_b().unwrap().as_ref().len(), INPUT_BYTES);
+        assert_eq!(from_item(&item).unwrap(), r);
+        let mut direct = r.clone();
+        direct.variant = None;
+        direct.experiment = None;
+        let item = to_item(&direct);
+        assert!(!item.contains_key("variant"));
+        assert_eq!(from_item(&item).unwrap(), direct);
+    }
+
+    #[test]
+    fn a_damaged_item_is_corrupt_not_a_panic() {
+        let mut item = to_item(&record());
+        item.insert("input".into(), AttributeValue::B(Blob::new(vec![1, 2, 3])));
+        assert!(matches!(from_item(&item), Err(StoreError::Corrupt(_))));
+        let mut item = to_item(&record());
+        item.insert("probabilities".into(), AttributeValue::L(vec![]));
+        assert!(matches!(from_item(&item), Err(StoreError::Corrupt(_))));
+    }
+}
