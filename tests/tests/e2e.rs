@@ -94,3 +94,31 @@ async fn errors_cross_the_wire_in_the_one_shape() {
         .unwrap();
     assert_eq!(response.status(), 415);
 }
+
+#[tokio::test]
+async fn a_user_uploads_a_digit_over_http() {
+    let user = unique_username("e2e-predict");
+    let token = token_for(&user, Role::User);
+    let (image, _) = user_like_digit(0);
+    let http = reqwest::Client::new();
+    let response = http
+        .post(api("/api/v2/predict"))
+        .bearer_auth(&token)
+        .header("content-type", "multipart/form-data; boundary=e2e")
+        .body(multipart_body("e2e", "file", &image))
+        .send()
+        .await
+        .expect("the API answers");
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["model"]["version"], "v2.0");
+    assert!(
+        body["prediction"].as_u64().is_some_and(|d| d < 10),
+        "{body}"
+    );
+
+    let response = http.get(api("/health")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "healthy", "{body}");
+}

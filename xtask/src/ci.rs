@@ -6,7 +6,7 @@ use crate::function_env::{self, DEFAULT_REGION, Env};
 use crate::process::{self, Background};
 use crate::services::{self, REDIS_PORT};
 use crate::venv::Venv;
-use crate::{bootstrap, local_aws, paths, venv, watch};
+use crate::{bootstrap, local_aws, models, paths, venv, watch};
 use anyhow::{Context, Result, bail};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -179,6 +179,7 @@ pub async fn run(root: &Path) -> Result<()> {
             || async {
                 moto = Some(services::start_own_moto(root, &venv, MOTO_PORT, "test-moto")?);
                 bootstrap::run(root, &endpoint, DEFAULT_REGION).await?;
+                models::publish_shipped(root, &endpoint, DEFAULT_REGION).await?;
                 let server = start_watch(root, &venv, &env)?;
                 let server = lambda.insert(server);
                 println!(

@@ -4,7 +4,7 @@
 
 use crate::function_env::{self, DEFAULT_REGION};
 use crate::services::{self, REDIS_PORT};
-use crate::{bootstrap, local_aws, paths, venv, watch};
+use crate::{bootstrap, local_aws, models, paths, venv, watch};
 use anyhow::{Context, Result, bail};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -19,6 +19,7 @@ pub async fn run(root: &Path) -> Result<()> {
     services::ensure_dev_moto(root, &venv, MOTO_PORT)?;
     let endpoint = services::moto_url(MOTO_PORT);
     bootstrap::run(root, &endpoint, DEFAULT_REGION).await?;
+    models::publish_shipped(root, &endpoint, DEFAULT_REGION).await?;
 
     let mut env = function_env::local_union_env(root, DEFAULT_REGION)?;
     env.extend(local_aws::env(&endpoint));

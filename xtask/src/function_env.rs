@@ -13,6 +13,10 @@ pub type Env = BTreeMap<String, String>;
 
 pub const DEFAULT_REGION: &str = "us-east-1";
 
+/// Parameters whose deployed default means "none here" but which the local stack
+/// provides: the Redis that `cargo xtask dev` and `test` ensure on 6379.
+pub const LOCAL_PARAMETERS: [(&str, &str); 1] = [("RedisUrl", "redis://127.0.0.1:6379")];
+
 /// The resolver for this checkout: parameter defaults, and development secrets
 /// generated once into `.inferloop/dev.env` for NoEcho parameters without a default and
 /// for the template's generated Secrets Manager secrets (by logical id: parameters and
@@ -50,6 +54,11 @@ pub fn local_resolver<'t>(
     for (name, parameter) in &parameters {
         if let Some(default) = &parameter.default {
             values.insert(name.clone(), default.clone());
+        }
+    }
+    for (name, value) in LOCAL_PARAMETERS {
+        if parameters.contains_key(name) {
+            values.insert(name.to_owned(), value.to_owned());
         }
     }
     Ok(Resolver::new(template, values, region).with_secrets(secrets))
@@ -132,6 +141,11 @@ mod tests {
             ("JwtSecret".to_owned(), "j".repeat(96)),
             ("LogLevel".to_owned(), "info".to_owned()),
             ("AuditRetentionDays".to_owned(), "400".to_owned()),
+            ("RedisUrl".to_owned(), "redis://cache:6379".to_owned()),
+            ("CacheName".to_owned(), String::new()),
+            ("RateLimitPerHour".to_owned(), "1000".to_owned()),
+            ("AbV2Percent".to_owned(), "50".to_owned()),
+            ("PredictionRetentionDays".to_owned(), "90".to_owned()),
         ]);
         let secrets = BTreeMap::from([("AuditKeySecret".to_owned(), "a".repeat(96))]);
         Resolver::new(t, values, DEFAULT_REGION).with_secrets(secrets)
@@ -150,6 +164,10 @@ mod tests {
         assert_eq!(login["JWT_SECRET"], "j".repeat(96));
         assert_eq!(login["AUDIT_HMAC_KEY"], "a".repeat(96));
         assert_eq!(login["AUDIT_RETENTION_DAYS"], "400");
+        let predict = &envs["PredictFunction"];
+        assert_eq!(predict["MODELS_BUCKET"], "modelsbucket");
+        assert_eq!(predict["REDIS_URL"], "redis://cache:6379");
+        assert_eq!(predict["PREDICTIONS_TABLE"], "PredictionsTable");
         let audit_logs = &envs["AuditLogsFunction"];
         assert_eq!(audit_logs["AUDIT_TABLE"], "AuditTable");
         assert_eq!(
@@ -212,6 +230,8 @@ Resources:
         let stored = crate::env_file::read(&paths::dev_env(&root)).unwrap();
         assert_eq!(stored["AuditKeySecret"], first["AUDIT_HMAC_KEY"]);
         assert_eq!(first, again, "secrets are reused, not regenerated");
+        // The local stack's Redis, although the deployed default is "none".
+        assert_eq!(first["REDIS_URL"], "redis://127.0.0.1:6379");
         std::fs::remove_dir_all(root).unwrap();
     }
 }

@@ -95,6 +95,8 @@ impl<'t> Resolver<'t> {
             Some(name) => self
                 .string(name)
                 .with_context(|| format!("the name of {}", resource.logical_id)),
+            // S3 bucket names are lower-case; CloudFormation's generated ones are too.
+            None if resource.kind == BUCKET => Ok(resource.logical_id.to_ascii_lowercase()),
             None => Ok(resource.logical_id.to_owned()),
         }
     }
@@ -393,7 +395,8 @@ Resources:
         assert_eq!(eval(&r, "!Ref Users").unwrap(), "Users");
         assert_eq!(eval(&r, "{Ref: Users}").unwrap(), "Users");
         assert_eq!(eval(&r, "!Ref Named").unwrap(), "inferloop-named");
-        assert_eq!(eval(&r, "!Ref Models").unwrap(), "Models");
+        // A bucket without BucketName: lower-case, as S3 requires.
+        assert_eq!(eval(&r, "!Ref Models").unwrap(), "models");
         assert_eq!(
             eval(&r, "!Ref Alerts").unwrap(),
             "arn:aws:sns:eu-west-1:123456789012:Alerts"

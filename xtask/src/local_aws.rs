@@ -20,6 +20,8 @@ pub fn env(endpoint: &str) -> Env {
         ),
         // Nothing local runs on EC2; without this a missing setting costs an IMDS timeout.
         ("AWS_EC2_METADATA_DISABLED".to_owned(), "true".to_owned()),
+        // moto at 127.0.0.1 has no per-bucket host names (shared/src/aws.rs).
+        ("S3_FORCE_PATH_STYLE".to_owned(), "true".to_owned()),
     ])
 }
 

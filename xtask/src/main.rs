@@ -12,6 +12,7 @@ mod env_file;
 mod function_env;
 mod intrinsics;
 mod local_aws;
+mod models;
 mod paths;
 mod process;
 mod services;
@@ -62,6 +63,9 @@ enum Task {
         #[arg(long)]
         out: Option<std::path::PathBuf>,
     },
+    /// Publish models/<line>/ to the registry MODELS_TABLE and MODELS_BUCKET name (a
+    /// deployed stack), making each line production if it has no production version.
+    PublishModels,
     /// Create a user (the first admin is made this way, never by a default password).
     CreateUser {
         #[arg(long)]
@@ -103,6 +107,7 @@ async fn run(task: Task) -> Result<()> {
             version,
             out,
         } => train::run(&root, &line, seed, version, out),
+        Task::PublishModels => models::publish_from_env(&root).await,
         Task::CreateUser { username, role } => create_user::run(&username, &role).await,
     }
 }
