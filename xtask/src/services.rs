@@ -92,13 +92,20 @@ fn find_program(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn moto_args(port: u16) -> Vec<String> {
-    vec![
-        "-H".into(),
-        "127.0.0.1".into(),
-        "-p".into(),
-        port.to_string(),
-    ]
+/// moto's server through xtask/moto_server_serial.py (one request at a time; the
+/// script says why), on 127.0.0.1:`port`: the program and its arguments.
+fn moto_command(root: &Path, venv: &Venv, port: u16) -> (PathBuf, Vec<String>) {
+    let script = root.join("xtask").join("moto_server_serial.py");
+    (
+        venv.bin("python"),
+        vec![
+            script.display().to_string(),
+            "-H".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            port.to_string(),
+        ],
+    )
 }
 
 fn moto_pid_file(root: &Path) -> PathBuf {
@@ -116,9 +123,9 @@ pub fn ensure_dev_moto(root: &Path, venv: &Venv, port: u16) -> Result<()> {
         bail!("127.0.0.1:{port} is taken by something that is not moto");
     }
     let log = paths::ensure_state_dir(root)?.join("moto.log");
-    let args = moto_args(port);
+    let (program, args) = moto_command(root, venv, port);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let pid = process::spawn_detached(&venv.bin("moto_server"), &args, &log)?;
+    let pid = process::spawn_detached(&program, &args, &log)?;
     std::fs::write(moto_pid_file(root), pid.to_string())?;
     println!(
         "moto: started pid {pid} on {} (log {})",
@@ -153,9 +160,10 @@ pub fn start_own_moto(root: &Path, venv: &Venv, port: u16, name: &str) -> Result
     }
     let log = dir.join(format!("{name}.log"));
     let _ = std::fs::remove_file(&log);
+    let (program, args) = moto_command(root, venv, port);
     let mut moto = Background::spawn(
         "moto",
-        Command::new(venv.bin("moto_server")).args(moto_args(port)),
+        Command::new(program).args(args),
         &log,
         Some(pid_file),
     )?;

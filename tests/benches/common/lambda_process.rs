@@ -1,0 +1,112 @@
+//! The predict function as Lambda runs it: the release binary, started fresh, fed API
+//! Gateway events through a stand-in Runtime API. Measures cold start (process start to
+//! first answer, model fetch and optimisation included) and peak RSS under load.
+
+use super::runtime_api::{Answer, RuntimeApi};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// What Lambda's host sets for a function, besides the function's own environment.
+fn lambda_host_env(runtime_api: &str) -> BTreeMap<String, String> {
+    [
+        ("AWS_LAMBDA_RUNTIME_API", runtime_api),
+        ("AWS_LAMBDA_FUNCTION_NAME", "predict"),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024"),
+        ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/predict"),
+        ("AWS_LAMBDA_LOG_STREAM_NAME", "bench"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+pub struct Started {
+    child: std::process::Child,
+    api: RuntimeApi,
+    pub spawned_at: Instant,
+}
+
+impl Started {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn invoke(&self, request_id: &str, event: String) {
+        self.api.invoke(request_id, event);
+    }
+
+    pub async fn answer(&mut self) -> Answer {
+        tokio::time::timeout(Duration::from_secs(60), self.api.answers.recv())
+            .await
+            .expect("the function answers within a minute")
+            .expect("the runtime API is up")
+    }
+
+    /// Peak and current resident set of the process, KiB (from /proc).
+    pub fn memory_kib(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("/proc/<pid>/status");
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmHWM:"), field("VmRSS:"))
+    }
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `binary` with `env` as a Lambda host would; the clock starts just before exec.
+pub async fn start(binary: &Path, env: &BTreeMap<String, String>) -> Started {
+    let api = RuntimeApi::start().await.expect("runtime API");
+    let mut command = Command::new(binary);
+    command
+        .env_clear()
+        .envs(env)
+        .envs(lambda_host_env(&api.address))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    let spawned_at = Instant::now();
+    let child = command.spawn().expect("start the predict binary");
+    Started {
+        child,
+        api,
+        spawned_at,
+    }
+}
+
+/// One cold start: process start → the answer to `event`, in ms, and the status code.
+pub async fn cold_start(
+    binary: &Path,
+    env: &BTreeMap<String, String>,
+    event: String,
+) -> (f64, u16) {
+    let mut process = start(binary, env).await;
+    process.invoke("cold-1", event);
+    let answer = process.answer().await;
+    assert_eq!(answer.request_id, "cold-1", "the answer is to the event sent");
+    let ms = answer.at.duration_since(process.spawned_at).as_secs_f64() * 1000.0;
+    (ms, status_of(&answer))
+}
+
+/// The HTTP status of a function's answer (API Gateway v2 response JSON).
+pub fn status_of(answer: &Answer) -> u16 {
+    if !answer.ok {
+        return 0;
+    }
+    serde_json::from_str::<serde_json::Value>(&answer.body)
+        .ok()
+        .and_then(|v| v["statusCode"].as_u64())
+        .unwrap_or(0) as u16
+}

@@ -1,0 +1,183 @@
+//! Sections 3 and 4 of `cargo xtask bench predict`: the predict function as Lambda runs
+//! it (cold start, warm latency, peak RSS) and the size of its deployment zip.
+
+pub mod lambda_process;
+pub mod runtime_api;
+
+use base64::Engine;
+use inferloop::domain::{Role, Username};
+use inferloop::model::dataset::{Dataset, Split};
+use inferloop::model::nn::Rng;
+use inferloop::model::train;
+use lambda_process::{cold_start, start, status_of};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+const COLD_STARTS: usize = 10;
+const LOAD_REQUESTS: usize = 1000;
+const ROUTES: [&str; 4] = [
+    "/api/v1/predict",
+    "/api/v2/predict",
+    "/api/ab/predict",
+    "/predict",
+];
+
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
+}
+
+/// A user token signed with the stack's key (the bench runs with the functions' env).
+fn token() -> String {
+    let env = inferloop::config::process_env();
+    let keys = inferloop::auth::TokenKeys::new(
+        inferloop::config::AuthSettings::from_env(&env)
+            .expect("JWT settings in the environment (run through `cargo xtask bench predict`)"),
+    );
+    keys.issue(&Username::parse("bench-user").expect("name"), Role::User)
+        .expect("token")
+        .token
+}
+
+/// An API Gateway v2 event for `path` with `image` as a raw body.
+fn event(template: &serde_json::Value, path: &str, token: &str, image: &[u8]) -> String {
+    let mut event = template.clone();
+    let route = format!("POST {path}");
+    event["routeKey"] = route.clone().into();
+    event["rawPath"] = path.into();
+    event["requestContext"]["routeKey"] = route.into();
+    event["requestContext"]["http"]["path"] = path.into();
+    event["headers"]["authorization"] = format!("Bearer {token}").into();
+    event["headers"]["content-type"] = "application/octet-stream".into();
+    event["headers"]["content-length"] = image.len().to_string().into();
+    event["body"] = base64::engine::general_purpose::STANDARD
+        .encode(image)
+        .into();
+    event["isBase64Encoded"] = true.into();
+    event.to_string()
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)]
+}
+
+/// Section 3: cold start and memory of the release binary against the bench's stack.
+pub fn lambda_function(root: &Path, data: &Dataset) {
+    println!("\n## 3. The predict function as Lambda runs it (release binary, local stack)\n");
+    let started = Instant::now();
+    let status = Command::new(cargo())
+        .args(["build", "--release", "--quiet", "-p", "predict"])
+        .current_dir(root)
+        .status()
+        .expect("cargo build");
+    assert!(status.success(), "cargo build --release -p predict failed");
+    println!(
+        "(built target/release/predict in {:.1} s)",
+        started.elapsed().as_secs_f64()
+    );
+    let binary = target_dir(root).join("release/predict");
+    let mut env: BTreeMap<String, String> = std::env::vars().collect();
+    // As deployed: template.yaml's LogLevel default.
+    env.insert("RUST_LOG".into(), "info".into());
+    let template: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("events/predict-v1.json")).expect("events/"),
+    )
+    .expect("event JSON");
+    let token = token();
+    // Every request a new image: a cache hit would flatter both figures.
+    let test = data.indices(Split::Test);
+    let images: Vec<Vec<u8>> = (0..COLD_STARTS + LOAD_REQUESTS)
+        .map(|n| {
+            let mut rng = Rng::derive(31, 7, n as u64);
+            train::user_like_image(data, test[n % test.len()], &mut rng).0
+        })
+        .collect();
+
+    let runtime = tokio::runtime::Runtime::new().expect("tokio");
+    runtime.block_on(async {
+        let mut colds = Vec::new();
+        for (n, image) in images[..COLD_STARTS].iter().enumerate() {
+            let (ms, status) = cold_start(
+                &binary,
+                &env,
+                event(&template, "/api/v2/predict", &token, image),
+            )
+            .await;
+            assert_eq!(status, 200, "cold start {n} answered {status}");
+            colds.push(ms);
+        }
+        colds.sort_by(f64::total_cmp);
+        println!(
+            "cold start, process start → first /api/v2/predict answer (pointer + 2 model fetches from S3, sha256, tract optimisation, then decode + infer + PutItem ×2), {COLD_STARTS} runs: **p50 {:.1} ms**, min {:.1}, max {:.1} (target ≤ 50 ms)",
+            percentile(&colds, 0.5),
+            colds[0],
+            colds[colds.len() - 1]
+        );
+
+        let mut process = start(&binary, &env).await;
+        let mut latencies = Vec::with_capacity(LOAD_REQUESTS);
+        let mut failures = 0;
+        let load_started = Instant::now();
+        for (n, image) in images[COLD_STARTS..].iter().enumerate() {
+            let sent = Instant::now();
+            process.invoke(
+                &format!("load-{n}"),
+                event(&template, ROUTES[n % ROUTES.len()], &token, image),
+            );
+            let answer = process.answer().await;
+            assert_eq!(answer.request_id, format!("load-{n}"));
+            latencies.push(answer.at.duration_since(sent).as_secs_f64() * 1000.0);
+            failures += usize::from(status_of(&answer) != 200);
+        }
+        let seconds = load_started.elapsed().as_secs_f64();
+        let (peak, now) = process.memory_kib();
+        latencies.sort_by(f64::total_cmp);
+        println!(
+            "{LOAD_REQUESTS} sequential requests over the four predict routes, each a new image: {:.0} requests/s, p50 {:.2} ms, p99 {:.2} ms per request (moto's PutItem ×2 included), {failures} not 200",
+            LOAD_REQUESTS as f64 / seconds,
+            percentile(&latencies, 0.5),
+            percentile(&latencies, 0.99)
+        );
+        println!(
+            "memory after {LOAD_REQUESTS} requests: **peak RSS {:.1} MB** (VmHWM), now {:.1} MB (target ≤ 40 MB)",
+            peak as f64 / 1024.0,
+            now as f64 / 1024.0
+        );
+    });
+}
+
+/// Section 4: the deployment package as `cargo lambda build --release` makes it.
+pub fn zip_size(root: &Path) {
+    println!("\n## 4. Deployment package\n");
+    let venv_bin = root.join(".inferloop/venv/bin");
+    let path = std::env::var("PATH").unwrap_or_default();
+    let started = Instant::now();
+    let status = Command::new(venv_bin.join("cargo-lambda"))
+        .args([
+            "lambda",
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "predict",
+            "--output-format",
+            "zip",
+        ])
+        .env("PATH", format!("{}:{path}", venv_bin.display()))
+        .current_dir(root)
+        .status()
+        .expect("cargo lambda (made by `cargo xtask bench`'s venv)");
+    assert!(status.success(), "cargo lambda build failed");
+    let zip = target_dir(root).join("lambda/predict/bootstrap.zip");
+    let zipped = std::fs::metadata(&zip).expect("bootstrap.zip").len();
+    println!(
+        "`cargo lambda build --release -p predict --output-format zip` ({:.0} s): **{:.2} MB** zipped (target ≤ 8 MB)",
+        started.elapsed().as_secs_f64(),
+        zipped as f64 / 1_000_000.0
+    );
+}
