@@ -250,3 +250,19 @@ pub fn user_like_digit(n: usize) -> (Vec<u8>, u8) {
     let (bytes, _) = train::user_like_image(data, index, &mut rng);
     (bytes, data.label(index))
 }
+
+/// The feedback function's state, built exactly as its cold start builds it.
+pub async fn feedback_app() -> feedback::App {
+    stack_var("FEEDBACK_TABLE");
+    feedback::App::from_env()
+        .await
+        .expect("the feedback function starts with the stack's environment")
+}
+
+/// The trends function's state, built exactly as its cold start builds it.
+pub async fn trends_app() -> trends::App {
+    stack_var("AGGREGATES_TABLE");
+    trends::App::from_env()
+        .await
+        .expect("the trends function starts with the stack's environment")
+}

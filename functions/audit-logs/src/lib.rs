@@ -17,8 +17,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::convert::Infallible;
 use std::time::Duration;
-use time::macros::{format_description, time};
-use time::{Date, OffsetDateTime};
+use time::OffsetDateTime;
 
 /// The window a listing or check covers when `from` is not given.
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(7 * 86_400);
@@ -91,41 +90,14 @@ fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::unprocessable("invalid_parameter", message)
 }
 
-/// A `from` or `to` parameter: RFC 3339 with any offset, or a date `YYYY-MM-DD`, which
-/// means its first instant as `from` and its last as `to` (UTC).
-pub fn parse_instant(name: &str, raw: &str, end_of_day: bool) -> Result<OffsetDateTime, ApiError> {
-    if let Ok(at) = OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339) {
-        return Ok(at);
-    }
-    if let Ok(date) = Date::parse(raw, format_description!("[year]-[month]-[day]")) {
-        let clock = if end_of_day {
-            time!(23:59:59.999_999)
-        } else {
-            time!(00:00)
-        };
-        return Ok(date.with_time(clock).assume_utc());
-    }
-    Err(invalid(format!(
-        "{name} must be an RFC 3339 time (2026-03-01T12:00:00Z) or a date (2026-03-01), got {raw:?}"
-    )))
-}
-
-/// The window of `from`..=`to`; without `to`, up to `now`; without `from`, the
-/// [`DEFAULT_WINDOW`] before `to`.
+/// The window of `from`..=`to` (shared with the feedback listing): without `to`, up to
+/// `now`; without `from`, the [`DEFAULT_WINDOW`] before `to`.
 pub fn resolve_range(
     from: Option<&str>,
     to: Option<&str>,
     now: OffsetDateTime,
 ) -> Result<TimeRange, ApiError> {
-    let to = to
-        .map(|raw| parse_instant("to", raw, true))
-        .transpose()?
-        .unwrap_or(now);
-    let from = match from {
-        Some(raw) => parse_instant("from", raw, false)?,
-        None => to - DEFAULT_WINDOW,
-    };
-    TimeRange::new(from, to).map_err(|e| invalid(e.to_string()))
+    inferloop::audit::query::resolve_range(from, to, now, DEFAULT_WINDOW)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -365,6 +337,7 @@ async fn verify(app: &App, meta: &RequestMeta, req: &Request) -> Result<Response
 #[cfg(test)]
 mod tests {
     use super::*;
+    use inferloop::audit::query::parse_instant;
 
     fn at(text: &str) -> OffsetDateTime {
         OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).unwrap()

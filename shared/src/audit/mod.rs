@@ -117,6 +117,7 @@ pub enum Action {
     UsersListed,
     Predict,
     Feedback,
+    FeedbackViewed,
     TrendsViewed,
     ReportViewed,
     AuditViewed,
@@ -135,7 +136,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Self; 23] = [
+    pub const ALL: [Self; 24] = [
         Self::Login,
         Self::LoginFailed,
         Self::AccountLocked,
@@ -144,6 +145,7 @@ impl Action {
         Self::UsersListed,
         Self::Predict,
         Self::Feedback,
+        Self::FeedbackViewed,
         Self::TrendsViewed,
         Self::ReportViewed,
         Self::AuditViewed,
@@ -171,6 +173,7 @@ impl Action {
             Self::UsersListed => "users_listed",
             Self::Predict => "predict",
             Self::Feedback => "feedback",
+            Self::FeedbackViewed => "feedback_viewed",
             Self::TrendsViewed => "trends_viewed",
             Self::ReportViewed => "report_viewed",
             Self::AuditViewed => "audit_viewed",

@@ -18,8 +18,9 @@ use aws_sdk_dynamodb::Client;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
+use time::Date;
 use time::OffsetDateTime;
-use time::macros::format_description;
+use time::macros::{format_description, time};
 
 /// Reads the Audit table (the audit-logs function's role is the only one allowed to).
 #[derive(Clone)]
@@ -435,6 +436,52 @@ fn next_partition(position: &Position, days: &[String]) -> Option<Position> {
         day: Some(older.clone()),
         after: None,
     })
+}
+
+fn invalid_parameter(message: impl Into<String>) -> crate::ApiError {
+    crate::ApiError::unprocessable("invalid_parameter", message)
+}
+
+/// A `from` or `to` parameter: RFC 3339 with any offset, or a date `YYYY-MM-DD`, which
+/// means its first instant as `from` and its last as `to` (UTC).
+pub fn parse_instant(
+    name: &str,
+    raw: &str,
+    end_of_day: bool,
+) -> Result<OffsetDateTime, crate::ApiError> {
+    if let Ok(at) = OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339) {
+        return Ok(at);
+    }
+    if let Ok(date) = Date::parse(raw, format_description!("[year]-[month]-[day]")) {
+        let clock = if end_of_day {
+            time!(23:59:59.999_999)
+        } else {
+            time!(00:00)
+        };
+        return Ok(date.with_time(clock).assume_utc());
+    }
+    Err(invalid_parameter(format!(
+        "{name} must be an RFC 3339 time (2026-03-01T12:00:00Z) or a date (2026-03-01), got {raw:?}"
+    )))
+}
+
+/// The window of `from`..=`to`; without `to`, up to `now`; without `from`, the
+/// `default_window` before `to`. Bad values are 422 `invalid_parameter` naming them.
+pub fn resolve_range(
+    from: Option<&str>,
+    to: Option<&str>,
+    now: OffsetDateTime,
+    default_window: Duration,
+) -> Result<TimeRange, crate::ApiError> {
+    let to = to
+        .map(|raw| parse_instant("to", raw, true))
+        .transpose()?
+        .unwrap_or(now);
+    let from = match from {
+        Some(raw) => parse_instant("from", raw, false)?,
+        None => to - default_window,
+    };
+    TimeRange::new(from, to).map_err(|e| invalid_parameter(e.to_string()))
 }
 
 #[cfg(test)]

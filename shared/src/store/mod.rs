@@ -1,5 +1,7 @@
 //! One module per DynamoDB table: typed items, queries and conditional writes.
 
+pub mod aggregates;
+pub mod feedback;
 pub mod models;
 pub mod predictions;
 pub mod users;

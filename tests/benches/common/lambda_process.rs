@@ -95,7 +95,10 @@ pub async fn cold_start(
     let mut process = start(binary, env).await;
     process.invoke("cold-1", event);
     let answer = process.answer().await;
-    assert_eq!(answer.request_id, "cold-1", "the answer is to the event sent");
+    assert_eq!(
+        answer.request_id, "cold-1",
+        "the answer is to the event sent"
+    );
     let ms = answer.at.duration_since(process.spawned_at).as_secs_f64() * 1000.0;
     (ms, status_of(&answer))
 }

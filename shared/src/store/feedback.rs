@@ -1,0 +1,581 @@
+//! The Feedback table (DESIGN.md §5): one item per prediction, written in one
+//! TransactWriteItems with its aggregate counters and, when the true digit is known,
+//! the prediction's mark as labelled training data. A retry or a concurrent duplicate
+//! can therefore neither lose nor double-count: either all of it lands once, or none.
+//! Listings query the `by_day` and `by_user` indexes, never scan.
+
+use super::aggregates::FeedbackCounts;
+use super::predictions::PredictionRecord;
+use super::{Item, StoreError, get_s, n, s, sdk_error};
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use std::time::Duration;
+
+pub const BY_DAY_INDEX: &str = "by_day";
+pub const BY_USER_INDEX: &str = "by_user";
+/// Transactions on the same counters conflict under load (TransactionConflict); each
+/// attempt is all-or-nothing, so retrying is safe.
+const TRANSACTION_ATTEMPTS: u32 = 8;
+
+/// A feedback as submitted, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewFeedback {
+    pub feedback_id: String,
+    pub prediction_id: String,
+    /// Who sent it (the prediction's owner, or an admin).
+    pub submitted_by: String,
+    /// RFC 3339, fixed width; its date is the aggregates' day.
+    pub created_at: String,
+    pub correct: bool,
+    pub true_label: Option<u8>,
+    pub comment: Option<String>,
+}
+
+impl NewFeedback {
+    /// The true digit, when known: a correct prediction's own digit, or the one given.
+    pub fn known_label(&self, predicted: u8) -> Option<u8> {
+        if self.correct {
+            Some(predicted)
+        } else {
+            self.true_label
+        }
+    }
+
+    /// Whether `stored` says the same as this submission (an idempotent retry).
+    pub fn same_content(&self, stored: &FeedbackItem) -> bool {
+        self.correct == stored.correct
+            && self.true_label == stored.true_label
+            && self.comment == stored.comment
+    }
+}
+
+/// A stored feedback.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FeedbackItem {
+    pub feedback_id: String,
+    pub prediction_id: String,
+    /// The prediction's owner.
+    pub username: String,
+    pub submitted_by: String,
+    pub created_at: String,
+    pub correct: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub true_label: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    pub predicted: u8,
+    pub model_version: String,
+    pub line: String,
+    pub route: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+}
+
+/// What a submission did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Submission {
+    Created,
+    /// A feedback for this prediction existed already: this one.
+    Exists(Box<FeedbackItem>),
+}
+
+/// A listing's filters; `from`/`to` are stored-timestamp bounds (RFC 3339, fixed width,
+/// as `TimeRange::from_key`/`to_key` give them), inclusive.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FeedbackFilter {
+    pub username: Option<String>,
+    pub from: String,
+    pub to: String,
+    pub model_version: Option<String>,
+    pub correct: Option<bool>,
+}
+
+pub struct FeedbackPage {
+    pub items: Vec<FeedbackItem>,
+    /// Opaque position to resume after the last item; `None` at the end.
+    pub next: Option<String>,
+}
+
+pub struct FeedbackStore {
+    client: Client,
+    table: String,
+    aggregates_table: String,
+    predictions_table: String,
+}
+
+fn day_of(timestamp: &str) -> &str {
+    timestamp.get(..10).unwrap_or(timestamp)
+}
+
+impl FeedbackStore {
+    pub fn new(
+        client: Client,
+        table: impl Into<String>,
+        aggregates_table: impl Into<String>,
+        predictions_table: impl Into<String>,
+    ) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            aggregates_table: aggregates_table.into(),
+            predictions_table: predictions_table.into(),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    pub async fn get(&self, prediction_id: &str) -> Result<Option<FeedbackItem>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("prediction_id", s(prediction_id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        out.item().map(from_item).transpose()
+    }
+
+    /// Writes the feedback, its counters and the label mark in one transaction.
+    /// `Exists` when this prediction already has feedback (nothing is written then).
+    pub async fn submit(
+        &self,
+        feedback: &NewFeedback,
+        prediction: &PredictionRecord,
+    ) -> Result<Submission, StoreError> {
+        let item = FeedbackItem {
+            feedback_id: feedback.feedback_id.clone(),
+            prediction_id: feedback.prediction_id.clone(),
+            username: prediction.username.clone(),
+            submitted_by: feedback.submitted_by.clone(),
+            created_at: feedback.created_at.clone(),
+            correct: feedback.correct,
+            true_label: feedback.true_label,
+            comment: feedback.comment.clone(),
+            predicted: prediction.digit,
+            model_version: prediction.model_version.clone(),
+            line: prediction.line.clone(),
+            route: prediction.route.clone(),
+            variant: prediction.variant.clone(),
+        };
+        let label = feedback.known_label(prediction.digit);
+        let counts = FeedbackCounts {
+            model_version: prediction.model_version.clone(),
+            line: prediction.line.clone(),
+            route: prediction.route.clone(),
+            day: day_of(&feedback.created_at).to_owned(),
+            predicted: prediction.digit,
+            correct: feedback.correct,
+            true_label: label,
+        };
+        let built = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Dynamo(e.to_string());
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&item)))
+            .condition_expression("attribute_not_exists(prediction_id)")
+            .build()
+            .map_err(built)?;
+        let [version_counts, day_counts] = counts.updates(&self.aggregates_table)?;
+        let mut items = vec![
+            TransactWriteItem::builder().put(put).build(),
+            TransactWriteItem::builder().update(version_counts).build(),
+            TransactWriteItem::builder().update(day_counts).build(),
+        ];
+        if let Some(label) = label {
+            // The stored 28×28 input becomes labelled training data for retraining.
+            let mark = Update::builder()
+                .table_name(&self.predictions_table)
+                .key("prediction_id", s(&feedback.prediction_id))
+                .update_expression("SET true_label = :t, labelled_at = :at")
+                .condition_expression("attribute_exists(prediction_id)")
+                .expression_attribute_values(":t", n(u64::from(label)))
+                .expression_attribute_values(":at", s(&feedback.created_at))
+                .build()
+                .map_err(built)?;
+            items.push(TransactWriteItem::builder().update(mark).build());
+        }
+
+        for attempt in 1..=TRANSACTION_ATTEMPTS {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(Submission::Created),
+                Err(err) => match cancellation(&err) {
+                    Cancelled::FeedbackExists => {
+                        return match self.get(&feedback.prediction_id).await? {
+                            Some(existing) => Ok(Submission::Exists(Box::new(existing))),
+                            // Deleted in between: treat as a conflict the client can retry.
+                            None => Err(StoreError::Conflict),
+                        };
+                    }
+                    Cancelled::PredictionMissing => return Err(StoreError::NotFound),
+                    Cancelled::Conflict if attempt < TRANSACTION_ATTEMPTS => {
+                        let jitter = u64::from(rand_jitter()) % 20;
+                        tokio::time::sleep(Duration::from_millis(10 * u64::from(attempt) + jitter))
+                            .await;
+                    }
+                    _ => return Err(sdk_error(err)),
+                },
+            }
+        }
+        Err(StoreError::Dynamo(
+            "feedback transaction kept conflicting".into(),
+        ))
+    }
+
+    /// Feedback in the filter's days, newest first, `limit` at most, resuming after
+    /// `after` (a position from an earlier page). Served by `by_user` when a username is
+    /// given, else by `by_day`, one day partition after the other.
+    pub async fn list(
+        &self,
+        filter: &FeedbackFilter,
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<FeedbackPage, StoreError> {
+        let position = after.map(Position::parse).transpose()?;
+        let mut items = Vec::new();
+        match &filter.username {
+            Some(username) => {
+                let start = position.and_then(|p| p.start_key(&("username", username.as_str())));
+                let (found, next) = self
+                    .query(BY_USER_INDEX, ("username", username), filter, limit, start)
+                    .await?;
+                items.extend(found);
+                return Ok(FeedbackPage {
+                    next: next.map(|(id, at)| Position { day: None, id, at }.encode()),
+                    items,
+                });
+            }
+            None => {
+                let first_day = day_of(&filter.from).to_owned();
+                let mut day = match &position {
+                    Some(p) => p
+                        .day
+                        .clone()
+                        .unwrap_or_else(|| day_of(&filter.to).to_owned()),
+                    None => day_of(&filter.to).to_owned(),
+                };
+                let mut start = position.and_then(|p| p.start_key(&("day", day.as_str())));
+                while day >= first_day {
+                    let want = limit.saturating_sub(items.len() as u32);
+                    let (found, next) = self
+                        .query(BY_DAY_INDEX, ("day", &day), filter, want, start.take())
+                        .await?;
+                    items.extend(found);
+                    if let Some((id, at)) = next {
+                        return Ok(FeedbackPage {
+                            items,
+                            next: Some(
+                                Position {
+                                    day: Some(day),
+                                    id,
+                                    at,
+                                }
+                                .encode(),
+                            ),
+                        });
+                    }
+                    let Some(previous) = previous_day(&day) else {
+                        break;
+                    };
+                    day = previous;
+                    if items.len() as u32 >= limit {
+                        // The page is full exactly at a day's end: resume at the next day.
+                        return Ok(FeedbackPage {
+                            items,
+                            next: (day >= first_day).then(|| {
+                                Position {
+                                    day: Some(day),
+                                    id: String::new(),
+                                    at: String::new(),
+                                }
+                                .encode()
+                            }),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(FeedbackPage { items, next: None })
+    }
+
+    /// Up to `limit` matching items of one index partition within the filter's time
+    /// range; and where to resume, if the partition may hold more.
+    async fn query(
+        &self,
+        index: &str,
+        (key_name, key_value): (&str, &str),
+        filter: &FeedbackFilter,
+        limit: u32,
+        mut start: Option<Item>,
+    ) -> Result<(Vec<FeedbackItem>, Option<(String, String)>), StoreError> {
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok((out, None));
+        }
+        let mut conditions = Vec::new();
+        if filter.model_version.is_some() {
+            conditions.push("model_version = :mv");
+        }
+        if filter.correct.is_some() {
+            conditions.push("correct = :c");
+        }
+        loop {
+            let mut q = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(index)
+                .key_condition_expression("#k = :k AND created_at BETWEEN :from AND :to")
+                .expression_attribute_names("#k", key_name)
+                .expression_attribute_values(":k", s(key_value))
+                .expression_attribute_values(":from", s(&filter.from))
+                .expression_attribute_values(":to", s(&filter.to))
+                .scan_index_forward(false)
+                .limit(i32::try_from(limit - out.len() as u32).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take());
+            if let Some(version) = &filter.model_version {
+                q = q.expression_attribute_values(":mv", s(version));
+            }
+            if let Some(correct) = filter.correct {
+                q = q.expression_attribute_values(":c", AttributeValue::Bool(correct));
+            }
+            if !conditions.is_empty() {
+                q = q.filter_expression(conditions.join(" AND "));
+            }
+            let page = q.send().await.map_err(sdk_error)?;
+            for item in page.items() {
+                out.push(from_item(item)?);
+            }
+            let last = page.last_evaluated_key().cloned();
+            match last {
+                None => return Ok((out, None)),
+                Some(last) if out.len() as u32 >= limit => {
+                    let id = get_s(&last, "prediction_id")?.to_owned();
+                    let at = get_s(&last, "created_at")?.to_owned();
+                    return Ok((out, Some((id, at))));
+                }
+                Some(last) => start = Some(last),
+            }
+        }
+    }
+}
+
+/// Where a listing resumes: a day partition (by_day listings) and the last item's key.
+struct Position {
+    day: Option<String>,
+    id: String,
+    at: String,
+}
+
+impl Position {
+    fn encode(&self) -> String {
+        format!(
+            "{}|{}|{}",
+            self.day.as_deref().unwrap_or(""),
+            self.id,
+            self.at
+        )
+    }
+
+    fn parse(text: &str) -> Result<Self, StoreError> {
+        let mut parts = text.splitn(3, '|');
+        let (Some(day), Some(id), Some(at)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(StoreError::Corrupt("bad cursor".into()));
+        };
+        Ok(Self {
+            day: (!day.is_empty()).then(|| day.to_owned()),
+            id: id.to_owned(),
+            at: at.to_owned(),
+        })
+    }
+
+    /// The ExclusiveStartKey within `partition`, or none to start it from its top.
+    fn start_key(&self, (name, value): &(&str, &str)) -> Option<Item> {
+        (!self.id.is_empty()).then(|| {
+            Item::from([
+                ("prediction_id".to_owned(), s(&self.id)),
+                ("created_at".to_owned(), s(&self.at)),
+                ((*name).to_owned(), s(*value)),
+            ])
+        })
+    }
+}
+
+fn previous_day(day: &str) -> Option<String> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let date = time::Date::parse(day, &format).ok()?;
+    date.previous_day()?.format(&format).ok()
+}
+
+enum Cancelled {
+    FeedbackExists,
+    PredictionMissing,
+    Conflict,
+    Other,
+}
+
+fn cancellation<R>(err: &SdkError<TransactWriteItemsError, R>) -> Cancelled {
+    let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+        err.as_service_error()
+    else {
+        return Cancelled::Other;
+    };
+    let reasons = cancelled.cancellation_reasons();
+    let code = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
+    if code(0) == "ConditionalCheckFailed" {
+        Cancelled::FeedbackExists
+    } else if code(3) == "ConditionalCheckFailed" {
+        Cancelled::PredictionMissing
+    } else if reasons
+        .iter()
+        .any(|r| matches!(r.code(), Some("TransactionConflict")))
+    {
+        Cancelled::Conflict
+    } else {
+        Cancelled::Other
+    }
+}
+
+/// A little randomness for back-off, without another dependency.
+fn rand_jitter() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+}
+
+fn to_item(f: &FeedbackItem) -> Item {
+    let mut item = Item::from([
+        ("prediction_id".to_owned(), s(&f.prediction_id)),
+        ("feedback_id".to_owned(), s(&f.feedback_id)),
+        ("username".to_owned(), s(&f.username)),
+        ("submitted_by".to_owned(), s(&f.submitted_by)),
+        ("created_at".to_owned(), s(&f.created_at)),
+        ("day".to_owned(), s(day_of(&f.created_at))),
+        ("correct".to_owned(), AttributeValue::Bool(f.correct)),
+        ("predicted".to_owned(), n(u64::from(f.predicted))),
+        ("model_version".to_owned(), s(&f.model_version)),
+        ("line".to_owned(), s(&f.line)),
+        ("route".to_owned(), s(&f.route)),
+    ]);
+    if let Some(label) = f.true_label {
+        item.insert("true_label".to_owned(), n(u64::from(label)));
+    }
+    if let Some(comment) = &f.comment {
+        item.insert("comment".to_owned(), s(comment));
+    }
+    if let Some(variant) = &f.variant {
+        item.insert("variant".to_owned(), s(variant));
+    }
+    item
+}
+
+fn digit(item: &Item, name: &str) -> Result<Option<u8>, StoreError> {
+    match super::get_n_opt(item, name)? {
+        None => Ok(None),
+        Some(d) if d < 10 => Ok(Some(d as u8)),
+        Some(d) => Err(StoreError::Corrupt(format!("{name} is {d}"))),
+    }
+}
+
+fn from_item(item: &Item) -> Result<FeedbackItem, StoreError> {
+    let optional = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+    Ok(FeedbackItem {
+        feedback_id: get_s(item, "feedback_id")?.to_owned(),
+        prediction_id: get_s(item, "prediction_id")?.to_owned(),
+        username: get_s(item, "username")?.to_owned(),
+        submitted_by: get_s(item, "submitted_by")?.to_owned(),
+        created_at: get_s(item, "created_at")?.to_owned(),
+        correct: item
+            .get("correct")
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .ok_or_else(|| StoreError::Corrupt("correct is missing".into()))?,
+        true_label: digit(item, "true_label")?,
+        comment: optional("comment"),
+        predicted: digit(item, "predicted")?
+            .ok_or_else(|| StoreError::Corrupt("predicted is missing".into()))?,
+        model_version: get_s(item, "model_version")?.to_owned(),
+        line: get_s(item, "line")?.to_owned(),
+        route: get_s(item, "route")?.to_owned(),
+        variant: optional("variant"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item() -> FeedbackItem {
+        FeedbackItem {
+            feedback_id: "01F".into(),
+            prediction_id: "01P".into(),
+            username: "alice".into(),
+            submitted_by: "alice".into(),
+            created_at: "2026-11-24T10:00:00.000000Z".into(),
+            correct: false,
+            true_label: Some(3),
+            comment: Some("looks like a 3".into()),
+            predicted: 8,
+            model_version: "v2.0".into(),
+            line: "v2".into(),
+            route: "ab".into(),
+            variant: Some("v2".into()),
+        }
+    }
+
+    #[test]
+    fn items_round_trip_with_their_day() {
+        let f = item();
+        let stored = to_item(&f);
+        assert_eq!(stored["day"].as_s().unwrap(), "2026-11-24");
+        assert_eq!(from_item(&stored).unwrap(), f);
+        let mut bare = f.clone();
+        bare.true_label = None;
+        bare.comment = None;
+        bare.variant = None;
+        assert_eq!(from_item(&to_item(&bare)).unwrap(), bare);
+    }
+
+    #[test]
+    fn the_known_label_and_sameness() {
+        let new = NewFeedback {
+            feedback_id: "x".into(),
+            prediction_id: "01P".into(),
+            submitted_by: "alice".into(),
+            created_at: "t".into(),
+            correct: false,
+            true_label: Some(3),
+            comment: Some("looks like a 3".into()),
+        };
+        assert_eq!(new.known_label(8), Some(3));
+        assert!(new.same_content(&item()));
+        let correct = NewFeedback {
+            correct: true,
+            true_label: None,
+            ..new.clone()
+        };
+        assert_eq!(correct.known_label(8), Some(8));
+        assert!(!correct.same_content(&item()));
+    }
+
+    #[test]
+    fn positions_round_trip_and_days_step_back() {
+        let p = Position::parse("2026-11-24|01P|2026-11-24T10:00:00Z").unwrap();
+        assert_eq!(p.day.as_deref(), Some("2026-11-24"));
+        assert_eq!(Position::parse(&p.encode()).unwrap().encode(), p.encode());
+        assert!(Position::parse("nothing").is_err());
+        assert_eq!(previous_day("2026-03-01").as_deref(), Some("2026-02-28"));
+        assert_eq!(previous_day("bad"), None);
+    }
+}
