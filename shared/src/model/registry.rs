@@ -199,20 +199,19 @@ impl Registry {
         }
     }
 
-    /// Loads every line the pointer names: a cold start pays for it before the first
-    /// request. Failures are logged; requests retry them.
+    /// Loads the default line's model (what `/predict` serves) before the first request,
+    /// so a cold start pays for one model, not for every line; other lines load on their
+    /// first request. Failures are logged; requests retry them.
     pub async fn preload(&self) {
-        let lines: Vec<String> = match self.pointer().await {
-            Ok(pointer) => pointer.lines.into_keys().collect(),
+        let line = match self.default_line().await {
+            Ok(line) => line,
             Err(err) => {
                 tracing::warn!(error = %err, "no production pointer at start");
                 return;
             }
         };
-        for line in lines {
-            if let Err(err) = self.model_for_line(&line).await {
-                tracing::error!(line, error = %err, "model not loaded at start");
-            }
+        if let Err(err) = self.model_for_line(&line).await {
+            tracing::error!(line, error = %err, "model not loaded at start");
         }
     }
 
