@@ -8,7 +8,7 @@
 //!    and the same check over the same entries in memory, to show what the reading
 //!    costs and what the hashing costs.
 
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::AttributeValue;
 use inferloop::audit::query::TimeRange;
 use inferloop::audit::verify::{StoredEntry, verify_chain};
 use inferloop::audit::{
@@ -26,7 +26,6 @@ const WRITES: usize = 2_000;
 const WARM_UP: usize = 50;
 const VERIFY_ENTRIES: u64 = 100_000;
 const CHAINS: u64 = 100;
-const BATCH: usize = 25;
 const LOADERS: usize = 8;
 
 fn settings() -> AuditSettings {
@@ -124,49 +123,7 @@ fn chains(key: &[u8], day: OffsetDateTime) -> Vec<SealedEntry> {
 }
 
 async fn load(items: Vec<HashMap<String, AttributeValue>>) {
-    let client = dynamodb().await;
-    let table = stack_var("AUDIT_TABLE");
-    let mut batches = items
-        .chunks(BATCH)
-        .map(<[_]>::to_vec)
-        .collect::<Vec<_>>()
-        .into_iter();
-    let mut running = tokio::task::JoinSet::new();
-    loop {
-        while running.len() < LOADERS {
-            let Some(batch) = batches.next() else { break };
-            let (client, table) = (client.clone(), table.clone());
-            running.spawn(async move {
-                let mut requests: Vec<WriteRequest> = batch
-                    .into_iter()
-                    .map(|item| {
-                        WriteRequest::builder()
-                            .put_request(
-                                PutRequest::builder().set_item(Some(item)).build().unwrap(),
-                            )
-                            .build()
-                    })
-                    .collect();
-                while !requests.is_empty() {
-                    let out = client
-                        .batch_write_item()
-                        .request_items(&table, requests)
-                        .send()
-                        .await
-                        .expect("BatchWriteItem");
-                    requests = out
-                        .unprocessed_items()
-                        .and_then(|u| u.get(&table))
-                        .cloned()
-                        .unwrap_or_default();
-                }
-            });
-        }
-        match running.join_next().await {
-            Some(done) => done.expect("a loader task"),
-            None => return,
-        }
-    }
+    integration_tests::bulk_put(&stack_var("AUDIT_TABLE"), items, LOADERS).await;
 }
 
 async fn bench_verify() {

@@ -20,7 +20,7 @@
 //!   aggregate item. `ADD` commutes, so the items end up exactly as 99,000 transactions
 //!   would leave them. The rows' predictions are not stored: no trends path reads them.
 
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::AttributeValue;
 use inferloop::audit::format_timestamp;
 use inferloop::domain::Role;
 use inferloop::store::aggregates::{ALL_VERSIONS, FeedbackCounts, key};
@@ -40,8 +40,6 @@ const WRITERS: u64 = 8;
 const WARM_UP: usize = 5;
 const CALLS: usize = 30;
 const PATH: &str = "/admin/trends?days=90";
-/// BatchWriteItem takes at most 25 items.
-const BATCH: usize = 25;
 
 /// The `i`-th feedback of the bench: its day, version, route, digit, verdict.
 fn record(i: u64, now: OffsetDateTime) -> (PredictionRecord, NewFeedback) {
@@ -233,48 +231,7 @@ async fn load_bulk(from: u64, to: u64, now: OffsetDateTime) -> Duration {
         items.push(feedback_item(&prediction, &feedback));
     }
 
-    let mut writers = tokio::task::JoinSet::new();
-    let mut batches = items
-        .chunks(BATCH)
-        .map(<[_]>::to_vec)
-        .collect::<Vec<_>>()
-        .into_iter();
-    let table = stack_var("FEEDBACK_TABLE");
-    loop {
-        while writers.len() < WRITERS as usize {
-            let Some(batch) = batches.next() else { break };
-            let (client, table) = (client.clone(), table.clone());
-            writers.spawn(async move {
-                let mut requests: Vec<WriteRequest> = batch
-                    .into_iter()
-                    .map(|item| {
-                        WriteRequest::builder()
-                            .put_request(
-                                PutRequest::builder().set_item(Some(item)).build().unwrap(),
-                            )
-                            .build()
-                    })
-                    .collect();
-                while !requests.is_empty() {
-                    let out = client
-                        .batch_write_item()
-                        .request_items(&table, requests)
-                        .send()
-                        .await
-                        .expect("batch write");
-                    requests = out
-                        .unprocessed_items()
-                        .and_then(|u| u.get(&table))
-                        .cloned()
-                        .unwrap_or_default();
-                }
-            });
-        }
-        match writers.join_next().await {
-            Some(done) => done.expect("a writer"),
-            None => break,
-        }
-    }
+    integration_tests::bulk_put(&stack_var("FEEDBACK_TABLE"), items, WRITERS as usize).await;
 
     let table = stack_var("AGGREGATES_TABLE");
     for (item_key, sum) in sums {

@@ -266,3 +266,54 @@ pub async fn trends_app() -> trends::App {
         .await
         .expect("the trends function starts with the stack's environment")
 }
+
+/// Writes `items` to `table` with BatchWriteItem (25 per call, `writers` calls at a
+/// time, unprocessed items retried): how the benchmarks fill a table fast.
+pub async fn bulk_put(table: &str, items: Vec<HashMap<String, AttributeValue>>, writers: usize) {
+    use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+    let client = dynamodb().await;
+    let mut batches = items
+        .chunks(25)
+        .map(<[_]>::to_vec)
+        .collect::<Vec<_>>()
+        .into_iter();
+    let mut running = tokio::task::JoinSet::new();
+    loop {
+        while running.len() < writers.max(1) {
+            let Some(batch) = batches.next() else { break };
+            let (client, table) = (client.clone(), table.to_owned());
+            running.spawn(async move {
+                let mut requests: Vec<WriteRequest> = batch
+                    .into_iter()
+                    .map(|item| {
+                        WriteRequest::builder()
+                            .put_request(
+                                PutRequest::builder()
+                                    .set_item(Some(item))
+                                    .build()
+                                    .expect("an item"),
+                            )
+                            .build()
+                    })
+                    .collect();
+                while !requests.is_empty() {
+                    let out = client
+                        .batch_write_item()
+                        .request_items(&table, requests)
+                        .send()
+                        .await
+                        .expect("BatchWriteItem");
+                    requests = out
+                        .unprocessed_items()
+                        .and_then(|u| u.get(&table))
+                        .cloned()
+                        .unwrap_or_default();
+                }
+            });
+        }
+        match running.join_next().await {
+            Some(done) => done.expect("a writer task"),
+            None => return,
+        }
+    }
+}
