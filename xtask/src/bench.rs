@@ -11,7 +11,7 @@ use crate::function_env::{self, DEFAULT_REGION, Env};
 use crate::services::{self, REDIS_PORT};
 use crate::{bootstrap, local_aws, models, venv};
 use anyhow::{Context, Result, bail};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 pub const MOTO_PORT: u16 = 5002;
@@ -48,7 +48,7 @@ pub async fn run(root: &Path, name: &str) -> Result<()> {
     let venv = venv::ensure(root)?;
     // Before the stack starts: a failed install then leaves nothing running.
     let bench_python = match name {
-        "predict" => Some(ensure_bench_venv(root)?),
+        "predict" => Some(venv::ensure_pinned(root, "bench-venv", BENCH_PINS)?.bin("python")),
         _ => None,
     };
     services::ensure_redis()?;
@@ -82,45 +82,4 @@ pub async fn run(root: &Path, name: &str) -> Result<()> {
         bail!("the {name} benchmark exited with {status}");
     }
     Ok(())
-}
-
-/// `.inferloop/bench-venv` with [`BENCH_PINS`], made once and re-installed only when
-/// the pins change (the same stamp scheme as the project venv); returns its python.
-fn ensure_bench_venv(root: &Path) -> Result<PathBuf> {
-    let dir = crate::paths::ensure_state_dir(root)?.join("bench-venv");
-    let python = dir.join("bin").join("python");
-    let stamp = dir.join("inferloop-pins.txt");
-    let wanted = BENCH_PINS.join("\n");
-    if python.exists() && std::fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
-        return Ok(python);
-    }
-    if !python.exists() {
-        println!("bench venv: creating {}", dir.display());
-        let status = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&dir)
-            .status()
-            .context("running python3 -m venv (is python3 installed?)")?;
-        if !status.success() {
-            bail!("python3 -m venv failed ({status}); on Debian install python3-venv, then retry");
-        }
-    }
-    println!("bench venv: installing {}", BENCH_PINS.join(" "));
-    let status = Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--disable-pip-version-check",
-            "--quiet",
-        ])
-        .args(BENCH_PINS)
-        .status()
-        .context("running pip in the bench venv")?;
-    if !status.success() {
-        bail!("pip install in {} failed ({status})", dir.display());
-    }
-    // Written last: an interrupted install is retried on the next run.
-    std::fs::write(&stamp, wanted)?;
-    Ok(python)
 }

@@ -37,18 +37,24 @@ impl Venv {
 /// The venv at `.inferloop/venv`, created or re-installed only when it is missing
 /// or the pins changed since the last install.
 pub fn ensure(root: &Path) -> Result<Venv> {
+    ensure_pinned(root, "venv", PINS)
+}
+
+/// A venv at `.inferloop/<name>` holding exactly `pins`, made once and re-installed
+/// only when the pins change.
+pub fn ensure_pinned(root: &Path, name: &str, pins: &[&str]) -> Result<Venv> {
     let venv = Venv {
-        dir: crate::paths::ensure_state_dir(root)?.join("venv"),
+        dir: crate::paths::ensure_state_dir(root)?.join(name),
     };
     let stamp = venv.dir.join("inferloop-pins.txt");
-    let wanted = PINS.join("\n");
+    let wanted = pins.join("\n");
     let python = venv.bin("python");
     if python.exists() && std::fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
         return Ok(venv);
     }
 
     if !python.exists() {
-        println!("venv: creating {}", venv.dir.display());
+        println!("{name}: creating {}", venv.dir.display());
         let status = Command::new("python3")
             .args(["-m", "venv"])
             .arg(&venv.dir)
@@ -58,7 +64,7 @@ pub fn ensure(root: &Path) -> Result<Venv> {
             bail!("python3 -m venv failed ({status}); on Debian install python3-venv, then retry");
         }
     }
-    println!("venv: installing {}", PINS.join(" "));
+    println!("{name}: installing {}", pins.join(" "));
     let status = Command::new(&python)
         .args([
             "-m",
@@ -67,11 +73,11 @@ pub fn ensure(root: &Path) -> Result<Venv> {
             "--disable-pip-version-check",
             "--quiet",
         ])
-        .args(PINS)
+        .args(pins)
         .status()
         .context("running pip")?;
     if !status.success() {
-        bail!("pip install failed ({status})");
+        bail!("pip install in {} failed ({status})", venv.dir.display());
     }
     // Written last: an interrupted install is retried on the next run.
     std::fs::write(&stamp, wanted)?;

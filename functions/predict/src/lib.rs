@@ -95,7 +95,6 @@ pub struct App {
     pub tokens: TokenKeys,
     pub audit: AuditTrail,
     pub registry: Registry,
-    pub models: ModelStore,
     pub predictions: PredictionStore,
     pub cache: Cache,
     pub rate_limit: RateLimit,
@@ -137,7 +136,6 @@ impl App {
             tokens: TokenKeys::new(auth),
             audit: AuditTrail::new(dynamodb.clone(), audit),
             registry,
-            models: ModelStore::new(dynamodb.clone(), &settings.models_table),
             predictions: PredictionStore::new(dynamodb, &settings.predictions_table),
             cache,
             rate_limit: RateLimit::per_hour(settings.rate_limit_per_hour),
@@ -467,11 +465,8 @@ struct HealthResponse {
 /// `/health`: 200 when the database answers and the production model is loaded (the
 /// cache only degrades it), 503 otherwise. No token needed; nothing about the caller.
 async fn health(app: &App) -> Response<Body> {
-    let database = tokio::time::timeout(
-        Duration::from_secs(2),
-        app.models.production(app.registry.model_name()),
-    )
-    .await;
+    let database =
+        tokio::time::timeout(Duration::from_secs(2), app.registry.read_pointer_now()).await;
     let (database_ok, database_detail) = match database {
         Ok(Ok(_)) => (true, "ok".to_owned()),
         Ok(Err(err)) => {

@@ -149,6 +149,11 @@ impl Registry {
         }
     }
 
+    /// Reads the pointer from the table now, bypassing the TTL: `/health`'s database check.
+    pub async fn read_pointer_now(&self) -> Result<Option<ProductionPointer>, RegistryError> {
+        Ok(self.store.production(&self.name).await?)
+    }
+
     /// The line `/predict` serves.
     pub async fn default_line(&self) -> Result<String, RegistryError> {
         self.pointer()
