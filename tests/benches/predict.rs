@@ -25,7 +25,7 @@
 mod common;
 
 use inferloop::model::dataset::{self, Dataset, Split};
-use inferloop::model::infer::{CLASSES, Model};
+use inferloop::model::infer::{CLASSES, Model, onnx_to_nnef};
 use inferloop::model::nn::Rng;
 use inferloop::model::preprocess::{INPUT_LEN, preprocess_bytes};
 use inferloop::model::train::{self, Line};
@@ -159,8 +159,10 @@ impl Setup {
     fn load(&self, line: Line) -> (Model, f64) {
         let path = self.model_path(line);
         let onnx = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        // As predict serves it: the NNEF form publishing derives from the ONNX file.
+        let nnef = onnx_to_nnef(&onnx).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let started = Instant::now();
-        let model = Model::load(&onnx).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let model = Model::load(&nnef).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         (model, started.elapsed().as_secs_f64() * 1e3)
     }
 

@@ -5,6 +5,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
 use inferloop::cache::Cache;
 use inferloop::domain::Role;
+use inferloop::model::infer::onnx_to_nnef;
 use inferloop::model::preprocess::preprocess_bytes;
 use inferloop::model::registry::{self, Artifacts, Published, RegistryError};
 use inferloop::store::StoreError;
@@ -613,6 +614,30 @@ async fn publishing_is_idempotent_and_refuses_other_bytes_under_a_version() {
         .unwrap();
     assert_eq!(again, Published::AlreadyRegistered);
 
+    // What predict will load: the NNEF form of the shipped ONNX, under its recorded sha256.
+    let entry = store.get_version(&name, "v2.0").await.unwrap().unwrap();
+    let served = s3
+        .get_object()
+        .bucket(&bucket)
+        .key(format!("models/{name}/v2.0/{}", registry::SERVING_FILE))
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes();
+    assert_eq!(served, onnx_to_nnef(&shipped("v2").onnx).unwrap());
+    assert_eq!(
+        entry.serving_sha256,
+        Some(hex::encode(Sha256::digest(&served)))
+    );
+    assert_eq!(
+        entry.sha256,
+        hex::encode(Sha256::digest(&shipped("v2").onnx))
+    );
+
     // v1's bytes with v2's manifest: the manifest's sha256 does not match.
     let mut forged = shipped("v2");
     forged.onnx = shipped("v1").onnx;
@@ -683,14 +708,52 @@ async fn a_promotion_reaches_a_running_function_without_a_redeploy() {
 }
 
 #[tokio::test]
+async fn a_version_registered_without_its_served_form_is_refused_until_published_again() {
+    let name = private_registry().await;
+    let (store, s3, bucket) = registry_clients().await;
+    // As a registration from before predict served NNEF looks: no serving_sha256.
+    dynamodb()
+        .await
+        .update_item()
+        .table_name(stack_var("MODELS_TABLE"))
+        .key("name", AttributeValue::S(name.clone()))
+        .key("version", AttributeValue::S("v2.0".into()))
+        .update_expression("REMOVE serving_sha256")
+        .send()
+        .await
+        .unwrap();
+    let (_, token) = user();
+    let (image, _) = png_digit(12);
+    let app = predict_app_with(|s| s.model_name = name.clone(), stack_cache()).await;
+    let (status, body, _) = send_png(&app, "/api/v2/predict", &image, &token).await;
+    assert_eq!(status, 503, "{body}");
+
+    let (entry, published) = registry::publish(&store, &s3, &bucket, &name, &shipped("v2"), "t")
+        .await
+        .unwrap();
+    assert_eq!(published, Published::ServingUpdated);
+    assert!(entry.serving_sha256.is_some());
+    assert_eq!(
+        store.get_version(&name, "v2.0").await.unwrap().unwrap(),
+        entry
+    );
+    // A container that refused it retries at its next pointer refresh; a new one serves it.
+    let app = predict_app_with(|s| s.model_name = name.clone(), stack_cache()).await;
+    let (status, body, _) = send_png(&app, "/api/v2/predict", &image, &token).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["model"]["version"], "v2.0");
+}
+
+#[tokio::test]
 async fn a_model_file_that_does_not_match_its_sha256_is_never_served() {
     let name = private_registry().await;
     let (_, s3, bucket) = registry_clients().await;
-    // Overwrite v2's artifact with v1's bytes, after registration.
+    // Overwrite v2's served file with v1's (a valid model, the wrong bytes), after
+    // registration.
     s3.put_object()
         .bucket(&bucket)
-        .key(format!("models/{name}/v2.0/model.onnx"))
-        .body(shipped("v1").onnx.into())
+        .key(format!("models/{name}/v2.0/{}", registry::SERVING_FILE))
+        .body(onnx_to_nnef(&shipped("v1").onnx).unwrap().into())
         .send()
         .await
         .unwrap();

@@ -54,7 +54,7 @@ async fn publish_to(
     let mut lines: Vec<_> = std::fs::read_dir(root.join("models"))
         .context("reading models/")?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.join(registry::MODEL_FILE).exists())
+        .filter(|path| path.join(registry::ONNX_FILE).exists())
         .collect();
     lines.sort();
     println!(
@@ -100,6 +100,7 @@ async fn publish_to(
             match published {
                 Published::Registered => "registered",
                 Published::AlreadyRegistered => "already registered",
+                Published::ServingUpdated => "already registered; served form refreshed",
             }
         );
     }

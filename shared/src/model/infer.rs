@@ -1,13 +1,18 @@
-//! Running a shipped ONNX model with tract.
+//! Running a model with tract.
 //!
 //! Both lines take the same input, `float32 [1, 1, 28, 28]` in 0..=1 (the output
 //! of [`crate::model::preprocess`]), and return `logits [1, 10]`; softmax is done
-//! here so the probabilities are computed one way for every line. The file
-//! declares a symbolic batch; it is pinned to 1 before optimisation, which
-//! DESIGN.md §7 measured ~35 % faster.
+//! here so the probabilities are computed one way for every line.
+//!
+//! A model is made and shipped as ONNX; predict serves its NNEF form, which
+//! [`onnx_to_nnef`] writes when the version is published: the ONNX graph read by
+//! tract, the batch pinned to 1 (DESIGN.md §7 measured ~35 % faster than a symbolic
+//! batch) and decluttered. Serving NNEF means predict links tract-core and the NNEF
+//! reader but not tract's ONNX and inference-analysis layers: a smaller package and
+//! a shorter cold start (docs/benchmarks.md).
 
 use super::preprocess::{INPUT_LEN, SIDE};
-use tract_onnx::prelude::*;
+use tract_nnef::prelude::*;
 
 /// The input shape every line is loaded with.
 pub const INPUT_SHAPE: [usize; 4] = [1, 1, SIDE, SIDE];
@@ -53,14 +58,20 @@ impl std::fmt::Debug for Model {
 }
 
 impl Model {
-    /// Loads ONNX bytes with the input pinned to `[1, 1, 28, 28]`.
-    pub fn load(onnx: &[u8]) -> Result<Self, InferError> {
+    /// Loads a model's NNEF form (an uncompressed tar, as [`onnx_to_nnef`] writes it),
+    /// whose input must be `float32 [1, 1, 28, 28]`, and optimises it.
+    pub fn load(nnef_tar: &[u8]) -> Result<Self, InferError> {
         let load = || -> TractResult<Plan> {
-            tract_onnx::onnx()
-                .model_for_read(&mut std::io::Cursor::new(onnx))?
-                .with_input_fact(0, f32::fact(INPUT_SHAPE).into())?
-                .into_optimized()?
-                .into_runnable()
+            let model = tract_nnef::nnef().model_for_read(&mut std::io::Cursor::new(nnef_tar))?;
+            let input = model.input_fact(0)?;
+            if input.datum_type != f32::datum_type()
+                || input.shape.as_concrete() != Some(&INPUT_SHAPE[..])
+            {
+                return Err(TractError::msg(format!(
+                    "the model's input is {input:?}, not f32 {INPUT_SHAPE:?}"
+                )));
+            }
+            model.into_optimized()?.into_runnable()
         };
         load()
             .map(|plan| Self { plan })
@@ -87,6 +98,23 @@ impl Model {
     pub fn predict(&self, input: &[f32; INPUT_LEN]) -> Result<Prediction, InferError> {
         Ok(Prediction::from_logits(&self.logits(input)?))
     }
+}
+
+/// The NNEF form predict serves, from ONNX bytes: the input pinned to
+/// `[1, 1, 28, 28]`, the graph typed and decluttered, written as a tar with fixed
+/// timestamps so the same ONNX file always gives the same bytes (and sha256).
+#[cfg(feature = "train")]
+pub fn onnx_to_nnef(onnx_bytes: &[u8]) -> Result<Vec<u8>, InferError> {
+    use tract_onnx::prelude::{Framework, InferenceModelExt};
+    let convert = || -> TractResult<Vec<u8>> {
+        let model = tract_onnx::onnx()
+            .model_for_read(&mut std::io::Cursor::new(onnx_bytes))?
+            .with_input_fact(0, f32::fact(INPUT_SHAPE).into())?
+            .into_typed()?
+            .into_decluttered()?;
+        tract_nnef::nnef().write_to_tar_with_config(&model, Vec::new(), false, true)
+    };
+    convert().map_err(|e| InferError::Load(format!("{e:#}")))
 }
 
 impl Prediction {
@@ -155,7 +183,26 @@ mod tests {
 
     #[test]
     fn garbage_is_a_load_error() {
-        assert!(matches!(Model::load(b"not onnx"), Err(InferError::Load(_))));
+        assert!(matches!(
+            Model::load(b"not a model"),
+            Err(InferError::Load(_))
+        ));
         assert!(matches!(Model::load(&[]), Err(InferError::Load(_))));
+    }
+
+    #[cfg(feature = "train")]
+    #[test]
+    fn onnx_garbage_is_refused_and_conversion_is_deterministic() {
+        use crate::model::nn::{Network, Rng};
+        use crate::model::train::{Line, architecture};
+        assert!(matches!(
+            onnx_to_nnef(b"not onnx"),
+            Err(InferError::Load(_))
+        ));
+        let net = Network::new(architecture(Line::V2), &mut Rng::new(7));
+        let onnx = crate::model::onnx::to_onnx(&net, [1, SIDE, SIDE], "test");
+        let nnef = onnx_to_nnef(&onnx).unwrap();
+        assert_eq!(nnef, onnx_to_nnef(&onnx).unwrap(), "same ONNX, other bytes");
+        Model::load(&nnef).unwrap();
     }
 }

@@ -1,6 +1,7 @@
-//! The digit model (DESIGN.md §6): preprocessing, tract inference and the registry
-//! (feature `model`, what predict links), and behind feature `train` the dataset, the
-//! hand-written trainer, the ONNX writer and the artifacts a line ships with.
+//! The digit model (DESIGN.md §6): preprocessing, tract inference of a model's NNEF form
+//! and the registry (feature `model`, what predict links), and behind feature `train` the
+//! dataset, the hand-written trainer, the ONNX writer, the ONNX → NNEF conversion,
+//! publishing, and the artifacts a line ships with.
 
 pub mod infer;
 pub mod preprocess;

@@ -186,7 +186,7 @@ fn value_info(name: &str, dims: &[Option<usize>]) -> pb::ValueInfoProto {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::infer::Model;
+    use crate::model::infer::{Model, onnx_to_nnef};
     use crate::model::nn::Rng;
     use crate::model::train::{Line, architecture};
 
@@ -197,7 +197,9 @@ mod tests {
         for line in [Line::V1, Line::V2] {
             let mut rng = Rng::new(42);
             let net = Network::new(architecture(line), &mut rng);
-            let model = Model::load(&to_onnx(&net, [1, 28, 28], "test")).unwrap();
+            // As predict serves it: converted to NNEF first.
+            let model =
+                Model::load(&onnx_to_nnef(&to_onnx(&net, [1, 28, 28], "test")).unwrap()).unwrap();
             let mut scratch = net.scratch();
             for _ in 0..5 {
                 let mut input = [0.0f32; 784];

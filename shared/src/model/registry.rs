@@ -1,6 +1,8 @@
 //! The model registry as predict sees it (DESIGN.md §6): the production pointer in the
-//! Models table, artifacts in S3 under `models/<name>/<version>/`, each ONNX file checked
-//! against the sha256 it was registered with before tract ever parses it.
+//! Models table, artifacts in S3 under `models/<name>/<version>/`. A version is its ONNX
+//! file; predict serves the NNEF form [`publish`] derives from it (see
+//! [`super::infer`]), checked against the sha256 it was registered with before tract
+//! ever parses it.
 //!
 //! A container loads a version once and keeps it; the pointer is re-read at most once per
 //! `pointer_ttl` (a minute in production), so a promotion reaches every running container
@@ -8,7 +10,10 @@
 
 use super::infer::{InferError, Model};
 use crate::store::StoreError;
-use crate::store::models::{ModelStore, ModelVersion, ProductionPointer, Stage, valid_version};
+use crate::store::models::{ModelStore, ProductionPointer};
+#[cfg(feature = "train")]
+use crate::store::models::{ModelVersion, Stage, valid_version};
+#[cfg(feature = "train")]
 use aws_sdk_s3::primitives::ByteStream;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -16,7 +21,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
-pub const MODEL_FILE: &str = "model.onnx";
+/// The model as trained and shipped (the version's identity).
+pub const ONNX_FILE: &str = "model.onnx";
+/// The model as predict loads it: tract's NNEF form of the ONNX file.
+pub const SERVING_FILE: &str = "model.nnef.tar";
 pub const MANIFEST_FILE: &str = "manifest.json";
 pub const REFERENCE_FILE: &str = "reference.json";
 /// How often a container re-reads the production pointer by default.
@@ -229,17 +237,23 @@ impl Registry {
                 name: self.name.clone(),
                 version: version.to_owned(),
             })?;
-        let key = format!("{}{MODEL_FILE}", entry.artifact_prefix);
+        let expected = entry.serving_sha256.clone().ok_or_else(|| {
+            RegistryError::InvalidArtifacts(format!(
+                "model {} {version} was registered without its {SERVING_FILE}; publish it again",
+                self.name
+            ))
+        })?;
+        let key = format!("{}{SERVING_FILE}", entry.artifact_prefix);
         let bytes = get_object(&self.s3, &self.bucket, &key).await?;
         let actual = hex::encode(Sha256::digest(&bytes));
-        if !actual.eq_ignore_ascii_case(&entry.sha256) {
+        if !actual.eq_ignore_ascii_case(&expected) {
             // Someone changed the artifact after registration, or the upload broke: never
             // serve it. This is an alert, not a routine failure.
             tracing::error!(
                 alert = "model_integrity",
                 model = self.name,
                 version,
-                expected = entry.sha256,
+                expected,
                 actual,
                 "model artifact does not match its registered sha256; refusing to serve it"
             );
@@ -247,7 +261,7 @@ impl Registry {
             return Err(RegistryError::Integrity {
                 name: self.name.clone(),
                 version: version.to_owned(),
-                expected: entry.sha256,
+                expected,
                 actual,
             });
         }
@@ -265,7 +279,7 @@ impl Registry {
             name: entry.name,
             version: entry.version,
             line: entry.line,
-            sha256: entry.sha256,
+            sha256: expected,
             model,
         })
     }
@@ -312,6 +326,7 @@ async fn get_object(
 }
 
 /// A model version's three files, as `cargo xtask train` writes them.
+#[cfg(feature = "train")]
 #[derive(Debug, Clone)]
 pub struct Artifacts {
     pub onnx: Vec<u8>,
@@ -319,11 +334,12 @@ pub struct Artifacts {
     pub reference: Vec<u8>,
 }
 
+#[cfg(feature = "train")]
 impl Artifacts {
     /// Reads `model.onnx`, `manifest.json` and `reference.json` from `dir`.
     pub fn read_dir(dir: &std::path::Path) -> std::io::Result<Self> {
         Ok(Self {
-            onnx: std::fs::read(dir.join(MODEL_FILE))?,
+            onnx: std::fs::read(dir.join(ONNX_FILE))?,
             manifest: std::fs::read(dir.join(MANIFEST_FILE))?,
             reference: std::fs::read(dir.join(REFERENCE_FILE))?,
         })
@@ -331,17 +347,25 @@ impl Artifacts {
 }
 
 /// What [`publish`] did.
+#[cfg(feature = "train")]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Published {
     Registered,
-    /// The same version with the same sha256 was already there: nothing changed.
+    /// The same version with the same ONNX file and served form was already there:
+    /// nothing changed.
     AlreadyRegistered,
+    /// The same ONNX file was registered, but its served form was missing or made by
+    /// another tract: the new form was uploaded and recorded.
+    ServingUpdated,
 }
 
-/// Uploads a version's files to `models/<name>/<version>/` and registers it (stage
-/// staging). The files go first, so the registry never names a missing artifact. The
-/// manifest's sha256 must match the ONNX file. Registering the same bytes again is a
-/// no-op; other bytes under an existing version are refused (`Conflict`).
+/// Uploads a version's files to `models/<name>/<version>/` (the ONNX file, its NNEF
+/// form, the manifest and the drift reference) and registers it (stage staging). The
+/// files go first, so the registry never names a missing artifact. The manifest's
+/// sha256 must match the ONNX file, and tract must be able to convert it. Registering
+/// the same ONNX file again is a no-op (or refreshes its served form); other bytes
+/// under an existing version are refused (`Conflict`).
+#[cfg(feature = "train")]
 pub async fn publish(
     store: &ModelStore,
     s3: &aws_sdk_s3::Client,
@@ -379,6 +403,10 @@ pub async fn publish(
             "manifest sha256 does not match model.onnx".into(),
         ));
     }
+    let onnx = artifacts.onnx.clone();
+    let nnef = tokio::task::spawn_blocking(move || super::infer::onnx_to_nnef(&onnx))
+        .await
+        .map_err(|e| InferError::Load(e.to_string()))??;
     let entry = ModelVersion {
         name: name.to_owned(),
         version: version.clone(),
@@ -386,6 +414,7 @@ pub async fn publish(
         stage: Stage::Staging,
         artifact_prefix: format!("models/{name}/{version}/"),
         sha256,
+        serving_sha256: Some(hex::encode(Sha256::digest(&nnef))),
         size_bytes: artifacts.onnx.len() as u64,
         preprocessing: text("preprocessing")?,
         accuracy: metric("accuracy")?,
@@ -397,24 +426,42 @@ pub async fn publish(
         registered_at: registered_at.to_owned(),
         manifest_json: String::from_utf8_lossy(&artifacts.manifest).into_owned(),
     };
-    if let Some(existing) = store.get_version(name, &version).await? {
-        return if existing.sha256 == entry.sha256 {
-            Ok((existing, Published::AlreadyRegistered))
-        } else {
-            Err(StoreError::Conflict.into())
-        };
-    }
-    for (file, bytes, content_type) in [
-        (MODEL_FILE, &artifacts.onnx, "application/octet-stream"),
-        (MANIFEST_FILE, &artifacts.manifest, "application/json"),
-        (REFERENCE_FILE, &artifacts.reference, "application/json"),
-    ] {
+    let put = |file: &'static str, bytes: &Vec<u8>, content_type: &'static str| {
         s3.put_object()
             .bucket(bucket)
             .key(format!("{}{file}", entry.artifact_prefix))
             .content_type(content_type)
             .body(ByteStream::from(bytes.clone()))
             .send()
+    };
+    const TAR: &str = "application/x-tar";
+    if let Some(existing) = store.get_version(name, &version).await? {
+        if existing.sha256 != entry.sha256 {
+            return Err(StoreError::Conflict.into());
+        }
+        if existing.serving_sha256 == entry.serving_sha256 {
+            return Ok((existing, Published::AlreadyRegistered));
+        }
+        let serving = entry.serving_sha256.clone().unwrap_or_default();
+        put(SERVING_FILE, &nnef, TAR)
+            .await
+            .map_err(|e| RegistryError::S3(crate::error::error_chain(&e)))?;
+        store
+            .set_serving_sha256(name, &version, &entry.sha256, &serving)
+            .await?;
+        let updated = ModelVersion {
+            serving_sha256: Some(serving),
+            ..existing
+        };
+        return Ok((updated, Published::ServingUpdated));
+    }
+    for (file, bytes, content_type) in [
+        (ONNX_FILE, &artifacts.onnx, "application/octet-stream"),
+        (SERVING_FILE, &nnef, TAR),
+        (MANIFEST_FILE, &artifacts.manifest, "application/json"),
+        (REFERENCE_FILE, &artifacts.reference, "application/json"),
+    ] {
+        put(file, bytes, content_type)
             .await
             .map_err(|e| RegistryError::S3(crate::error::error_chain(&e)))?;
     }

@@ -1,10 +1,10 @@
 //! Tests of the SHIPPED models (`models/<line>/`), run with tract exactly as
-//! predict runs them. They need the dataset: when `.inferloop/data` is missing
+//! predict runs them (converted to NNEF, as publishing does). They need the dataset: when `.inferloop/data` is missing
 //! they fetch it with the code of `cargo xtask data` (npm), or fail loudly.
 //! They never skip.
 
 use super::dataset::{self, Dataset, Split};
-use super::infer::Model;
+use super::infer::{Model, onnx_to_nnef};
 use super::nn::Rng;
 use super::preprocess::preprocess_bytes;
 use super::train::{self, Line, Manifest, Reference};
@@ -58,7 +58,7 @@ fn check_shipped(line: Line) {
     );
     assert_eq!(manifest.dataset.test_samples, dataset::TEST_SAMPLES);
 
-    let model = Model::load(&onnx).unwrap();
+    let model = Model::load(&onnx_to_nnef(&onnx).unwrap()).unwrap();
     let (metrics, measured) = train::evaluate(&model, data).unwrap();
     assert_eq!(metrics.samples, dataset::TEST_SAMPLES);
     assert!(
@@ -107,7 +107,7 @@ fn shipped_v2_reads_user_like_images() {
 fn user_like_accuracy(line: Line) -> f64 {
     let data = data();
     let (onnx, _, _) = shipped(line);
-    let model = Model::load(&onnx).unwrap();
+    let model = Model::load(&onnx_to_nnef(&onnx).unwrap()).unwrap();
     let test = data.indices(Split::Test);
     let (mut right, mut total, mut jpegs) = (0u32, 0u32, 0u32);
     for (n, &index) in test.iter().step_by(5).enumerate() {

@@ -541,7 +541,8 @@ pub fn build(
         params.seed
     );
     let onnx = onnx::to_onnx(&net, [1, SIDE, SIDE], &doc);
-    let model = Model::load(&onnx)?;
+    // Measured as predict serves it.
+    let model = Model::load(&super::infer::onnx_to_nnef(&onnx)?)?;
     let (metrics, mut reference) = evaluate(&model, dataset)?;
     reference.model = "mnist".into();
     reference.version = version.into();

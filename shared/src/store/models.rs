@@ -50,10 +50,14 @@ pub struct ModelVersion {
     /// The model line (`v1`, `v2`) this version belongs to.
     pub line: String,
     pub stage: Stage,
-    /// S3 key prefix of `model.onnx`, `manifest.json` and `reference.json`.
+    /// S3 key prefix of `model.onnx`, `model.nnef.tar`, `manifest.json` and `reference.json`.
     pub artifact_prefix: String,
-    /// sha256 (hex) of `model.onnx`: a loader refuses a file that does not match.
+    /// sha256 (hex) of `model.onnx`, the version's identity (its manifest names it).
     pub sha256: String,
+    /// sha256 (hex) of `model.nnef.tar`, the form predict serves: a loader refuses a file
+    /// that does not match. `None` for a version registered before predict served NNEF;
+    /// publishing the same ONNX again adds it.
+    pub serving_sha256: Option<String>,
     pub size_bytes: u64,
     pub preprocessing: String,
     /// Test-split accuracy and macro-F1 (what drift and promotion compare against).
@@ -128,6 +132,34 @@ impl ModelStore {
     /// Registers a new version; `Conflict` if that version already exists.
     pub async fn put_version(&self, version: &ModelVersion) -> Result<(), StoreError> {
         super::put_new(&self.client, &self.table, version_to_item(version), "name").await
+    }
+
+    /// Records the sha256 of a version's served form, only if the version is still the
+    /// ONNX file `onnx_sha256` (`Conflict` otherwise).
+    pub async fn set_serving_sha256(
+        &self,
+        name: &str,
+        version: &str,
+        onnx_sha256: &str,
+        serving_sha256: &str,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("name", s(name))
+            .key("version", s(version))
+            .update_expression("SET serving_sha256 = :serving")
+            .condition_expression("sha256 = :onnx")
+            .expression_attribute_values(":serving", s(serving_sha256))
+            .expression_attribute_values(":onnx", s(onnx_sha256))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if super::is_conditional_failure(&err) => Err(StoreError::Conflict),
+            Err(err) => Err(sdk_error(err)),
+        }
     }
 
     /// The production pointer of `name`, if any version was ever promoted.
@@ -262,6 +294,9 @@ fn version_to_item(v: &ModelVersion) -> Item {
     if let Some(parent) = &v.parent {
         item.insert("parent".to_owned(), s(parent));
     }
+    if let Some(serving) = &v.serving_sha256 {
+        item.insert("serving_sha256".to_owned(), s(serving));
+    }
     item
 }
 
@@ -283,6 +318,10 @@ fn version_from_item(item: &Item) -> Result<ModelVersion, StoreError> {
             .ok_or_else(|| StoreError::Corrupt(format!("unknown stage {stage:?}")))?,
         artifact_prefix: get_s(item, "artifact_prefix")?.to_owned(),
         sha256: get_s(item, "sha256")?.to_owned(),
+        serving_sha256: item
+            .get("serving_sha256")
+            .and_then(|v| v.as_s().ok())
+            .cloned(),
         size_bytes: super::get_n_opt(item, "size_bytes")?.unwrap_or(0),
         preprocessing: get_s(item, "preprocessing")?.to_owned(),
         accuracy: get_f64(item, "accuracy")?,
@@ -365,6 +404,7 @@ mod tests {
             stage: Stage::Staging,
             artifact_prefix: "models/mnist/v2.0/".into(),
             sha256: "ab".repeat(32),
+            serving_sha256: Some("cd".repeat(32)),
             size_bytes: 829_715,
             preprocessing: "p".into(),
             accuracy: 0.9835,
@@ -374,6 +414,11 @@ mod tests {
             manifest_json: "{}".into(),
         };
         assert_eq!(version_from_item(&version_to_item(&v)).unwrap(), v);
+        let older = ModelVersion {
+            serving_sha256: None,
+            ..v.clone()
+        };
+        assert_eq!(version_from_item(&version_to_item(&older)).unwrap(), older);
         let p = ProductionPointer {
             lines: BTreeMap::from([("v1".into(), "v1.0".into()), ("v2".into(), "v2.0".into())]),
             default_line: Some("v2".into()),
