@@ -8,8 +8,8 @@
 //! [`onnx_to_nnef`] writes when the version is published: the ONNX graph read by
 //! tract, the batch pinned to 1 (DESIGN.md §7 measured ~35 % faster than a symbolic
 //! batch) and decluttered. Serving NNEF means predict links tract-core and the NNEF
-//! reader but not tract's ONNX and inference-analysis layers: a smaller package and
-//! a shorter cold start (docs/benchmarks.md).
+//! reader but not tract's ONNX and inference-analysis layers: a smaller package
+//! (docs/benchmarks.md).
 
 use super::preprocess::{INPUT_LEN, SIDE};
 use tract_nnef::prelude::*;

@@ -32,14 +32,18 @@ fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
 }
 
-/// A user token signed with the stack's key (the bench runs with the functions' env).
+/// A token for a user of this run's own, signed with the stack's key (the bench runs
+/// with the functions' env). Its own user, because the rate limit (1,000 an hour per user
+/// and line) lives in Redis, which outlives the run: a second run within the hour as the
+/// same user was answered 429 for half its requests.
 fn token() -> String {
     let env = inferloop::config::process_env();
     let keys = inferloop::auth::TokenKeys::new(
         inferloop::config::AuthSettings::from_env(&env)
             .expect("JWT settings in the environment (run through `cargo xtask bench predict`)"),
     );
-    keys.issue(&Username::parse("bench-user").expect("name"), Role::User)
+    let user = format!("bench-{}", ulid::Ulid::new().to_string().to_lowercase());
+    keys.issue(&Username::parse(&user).expect("name"), Role::User)
         .expect("token")
         .token
 }
