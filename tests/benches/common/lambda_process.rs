@@ -68,14 +68,19 @@ impl Drop for Started {
 }
 
 /// Starts `binary` with `env` as a Lambda host would; the clock starts just before exec.
-pub async fn start(binary: &Path, env: &BTreeMap<String, String>) -> Started {
+/// Its log (stdout, as Lambda captures it) goes to `log`, or nowhere.
+pub async fn start(binary: &Path, env: &BTreeMap<String, String>, log: Option<&Path>) -> Started {
     let api = RuntimeApi::start().await.expect("runtime API");
+    let stdout = match log {
+        Some(path) => Stdio::from(std::fs::File::create(path).expect("the log file")),
+        None => Stdio::null(),
+    };
     let mut command = Command::new(binary);
     command
         .env_clear()
         .envs(env)
         .envs(lambda_host_env(&api.address))
-        .stdout(Stdio::null())
+        .stdout(stdout)
         .stderr(Stdio::inherit());
     let spawned_at = Instant::now();
     let child = command.spawn().expect("start the predict binary");
@@ -86,21 +91,78 @@ pub async fn start(binary: &Path, env: &BTreeMap<String, String>) -> Started {
     }
 }
 
-/// One cold start: process start → the answer to `event`, in ms, and the status code.
+/// One cold start, in ms: its whole span and where it went.
+pub struct ColdStart {
+    pub status: u16,
+    /// Process start → the answer to the first event.
+    pub total: f64,
+    /// Process start → the function's first `next` call (Lambda's "Init Duration").
+    pub init: f64,
+    /// The first `next` call → the answer (the first invocation, as Lambda bills it).
+    pub first_request: f64,
+    /// The `*_ms` fields of the function's "initialised", "model loaded" and "NNEF reader
+    /// built" log lines.
+    pub phases: BTreeMap<String, f64>,
+}
+
+/// One cold start: process start → the answer to `event`; the function's log is
+/// written to `log` and read back for its phases.
 pub async fn cold_start(
     binary: &Path,
     env: &BTreeMap<String, String>,
     event: String,
-) -> (f64, u16) {
-    let mut process = start(binary, env).await;
+    log: &Path,
+) -> ColdStart {
+    let mut process = start(binary, env, Some(log)).await;
     process.invoke("cold-1", event);
     let answer = process.answer().await;
     assert_eq!(
         answer.request_id, "cold-1",
         "the answer is to the event sent"
     );
-    let ms = answer.at.duration_since(process.spawned_at).as_secs_f64() * 1000.0;
-    (ms, status_of(&answer))
+    let ms = |from: Instant, to: Instant| to.duration_since(from).as_secs_f64() * 1000.0;
+    let ready = process
+        .api
+        .first_next()
+        .expect("the function asked for its event before answering it");
+    let cold = ColdStart {
+        status: status_of(&answer),
+        total: ms(process.spawned_at, answer.at),
+        init: ms(process.spawned_at, ready),
+        first_request: ms(ready, answer.at),
+        phases: BTreeMap::new(),
+    };
+    drop(process);
+    ColdStart {
+        phases: logged_phases(&std::fs::read_to_string(log).unwrap_or_default()),
+        ..cold
+    }
+}
+
+/// `<message>.<field>` → ms for every `*_ms` field of the "initialised", "model loaded"
+/// and "NNEF reader built" lines of a function's JSON log.
+fn logged_phases(log: &str) -> BTreeMap<String, f64> {
+    let mut phases = BTreeMap::new();
+    for line in log.lines() {
+        let Ok(serde_json::Value::Object(fields)) = serde_json::from_str(line) else {
+            continue;
+        };
+        let Some(message) = fields.get("message").and_then(|m| m.as_str()) else {
+            continue;
+        };
+        if !matches!(
+            message,
+            "initialised" | "model loaded" | "NNEF reader built"
+        ) {
+            continue;
+        }
+        for (name, value) in &fields {
+            if let (Some(phase), Some(ms)) = (name.strip_suffix("_ms"), value.as_f64()) {
+                phases.insert(format!("{message}.{phase}"), ms);
+            }
+        }
+    }
+    phases
 }
 
 /// The HTTP status of a function's answer (API Gateway v2 response JSON).

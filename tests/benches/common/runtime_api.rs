@@ -22,6 +22,8 @@ pub struct Answer {
 }
 
 struct Shared {
+    /// When the function first asked for an event: the end of its init phase.
+    first_next: Mutex<Option<Instant>>,
     events: Mutex<VecDeque<(String, String)>>,
     queued: Notify,
     answers: mpsc::UnboundedSender<Answer>,
@@ -39,6 +41,7 @@ impl RuntimeApi {
         let address = listener.local_addr()?.to_string();
         let (sender, answers) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
+            first_next: Mutex::new(None),
             events: Mutex::new(VecDeque::new()),
             queued: Notify::new(),
             answers: sender,
@@ -54,6 +57,11 @@ impl RuntimeApi {
             shared,
             answers,
         })
+    }
+
+    /// When the function first called `next` (its init done), if it has.
+    pub fn first_next(&self) -> Option<Instant> {
+        *self.shared.first_next.lock().expect("first_next")
     }
 
     /// Queues one invocation; the function receives it on its next `next` call.
@@ -72,6 +80,11 @@ async fn serve(socket: TcpStream, shared: Arc<Shared>) {
     // Keep-alive: the runtime client reuses one connection for next/response pairs.
     while let Some((method, path, body)) = read_request(&mut stream).await {
         let reply: Vec<u8> = if method == "GET" && path.ends_with("/runtime/invocation/next") {
+            shared
+                .first_next
+                .lock()
+                .expect("first_next")
+                .get_or_insert_with(Instant::now);
             let (id, event) = loop {
                 let queued = shared.events.lock().expect("event queue").pop_front();
                 match queued {
