@@ -73,6 +73,12 @@ impl Cache {
         self.client.is_some()
     }
 
+    /// Connects now rather than on the first call (a cold start does it beside loading
+    /// the model); whether Redis is reachable. A failure starts the usual back-off.
+    pub async fn connect(&self) -> bool {
+        self.connection().await.is_some()
+    }
+
     /// A connection, or `None` while Redis is unconfigured or in its back-off.
     async fn connection(&self) -> Option<MultiplexedConnection> {
         let client = self.client.as_ref()?;

@@ -712,20 +712,8 @@ async fn a_version_registered_without_its_served_form_is_refused_until_published
     let name = private_registry().await;
     let (store, s3, bucket) = registry_clients().await;
     // As a registration from before predict served NNEF looks: no serving_sha256.
-    dynamodb()
-        .await
-        .update_item()
-        .table_name(stack_var("MODELS_TABLE"))
-        .key("name", AttributeValue::S(name.clone()))
-        .key("version", AttributeValue::S("v2.0".into()))
-        .update_expression("REMOVE serving_sha256")
-        .send()
-        .await
-        .unwrap();
-    let (_, token) = user();
-    let (image, _) = png_digit(12);
-    let app = predict_app_with(|s| s.model_name = name.clone(), stack_cache()).await;
-    let (status, body, _) = send_png(&app, "/api/v2/predict", &image, &token).await;
+    update_v2_item(&name, "REMOVE serving_sha256", None).await;
+    let (status, body) = v2_answer_of_a_new_container(&name).await;
     assert_eq!(status, 503, "{body}");
 
     let (entry, published) = registry::publish(&store, &s3, &bucket, &name, &shipped("v2"), "t")
@@ -738,8 +726,65 @@ async fn a_version_registered_without_its_served_form_is_refused_until_published
         entry
     );
     // A container that refused it retries at its next pointer refresh; a new one serves it.
-    let app = predict_app_with(|s| s.model_name = name.clone(), stack_cache()).await;
+    let (status, body) = v2_answer_of_a_new_container(&name).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["model"]["version"], "v2.0");
+}
+
+/// Changes the private registry's v2.0 item behind the registry's back.
+async fn update_v2_item(name: &str, expression: &str, value: Option<AttributeValue>) {
+    dynamodb()
+        .await
+        .update_item()
+        .table_name(stack_var("MODELS_TABLE"))
+        .key("name", AttributeValue::S(name.to_owned()))
+        .key("version", AttributeValue::S("v2.0".into()))
+        .update_expression(expression)
+        .set_expression_attribute_values(value.map(|v| [(":v".to_owned(), v)].into()))
+        .send()
+        .await
+        .unwrap();
+}
+
+/// What a predict container started now on the registry `name` answers to a v2 request.
+async fn v2_answer_of_a_new_container(name: &str) -> (u16, serde_json::Value) {
+    let (_, token) = user();
+    let (image, _) = png_digit(12);
+    let app = predict_app_with(|s| s.model_name = name.to_owned(), stack_cache()).await;
     let (status, body, _) = send_png(&app, "/api/v2/predict", &image, &token).await;
+    (status, body)
+}
+
+#[tokio::test]
+async fn a_version_whose_item_names_another_prefix_is_served_from_there() {
+    // predict fetches the served file from the usual prefix while it reads the registry
+    // item; when the item names another prefix, the file there is the one served.
+    let name = private_registry().await;
+    let (_, s3, bucket) = registry_clients().await;
+    let usual = format!("models/{name}/v2.0/{}", registry::SERVING_FILE);
+    let elsewhere = format!("archive/{name}/v2.0/");
+    s3.copy_object()
+        .bucket(&bucket)
+        .copy_source(format!("{bucket}/{usual}"))
+        .key(format!("{elsewhere}{}", registry::SERVING_FILE))
+        .send()
+        .await
+        .unwrap();
+    // The usual place now holds other bytes (v1's model): serving them would be wrong.
+    s3.put_object()
+        .bucket(&bucket)
+        .key(&usual)
+        .body(onnx_to_nnef(&shipped("v1").onnx).unwrap().into())
+        .send()
+        .await
+        .unwrap();
+    update_v2_item(
+        &name,
+        "SET artifact_prefix = :v",
+        Some(AttributeValue::S(elsewhere)),
+    )
+    .await;
+    let (status, body) = v2_answer_of_a_new_container(&name).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["model"]["version"], "v2.0");
 }

@@ -23,6 +23,7 @@ use inferloop::model::preprocess::{self, INPUT_LEN, Preprocessed};
 use inferloop::model::registry::{DEFAULT_POINTER_TTL, LoadedModel, Registry};
 use inferloop::store::models::ModelStore;
 use inferloop::store::predictions::{DriftFeatures, PredictionRecord, PredictionStore};
+use inferloop::telemetry::millis;
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
@@ -106,14 +107,28 @@ impl App {
     /// Cold start: settings, clients, the Redis endpoint, and the production models
     /// loaded before the first request. A missing setting stops it with its name.
     pub async fn from_env() -> Result<Self, lambda_http::Error> {
+        let started = Instant::now();
         let env = config::process_env();
         let auth = AuthSettings::from_env(&env)?;
         let audit = AuditSettings::from_env(&env)?;
         let settings = PredictSettings::from_env(&env)?;
         let sdk = inferloop::aws::sdk_config().await;
+        let sdk_ready = started.elapsed();
         let cache = cache_from_settings(&sdk, &settings).await?;
         let app = Self::new(&sdk, auth, audit, settings, cache);
-        app.registry.preload().await;
+        let clients_ready = started.elapsed();
+        // Side by side: the model's fetches and Redis's handshake both wait on the network.
+        let ((), cache_connected) = tokio::join!(app.registry.preload(), app.cache.connect());
+        // Where a cold start's init goes, in ms (the model's own phases are on its
+        // "model loaded" line).
+        tracing::info!(
+            total_ms = millis(started.elapsed()),
+            sdk_ms = millis(sdk_ready),
+            clients_ms = millis(clients_ready - sdk_ready),
+            preload_ms = millis(started.elapsed() - clients_ready),
+            cache_connected,
+            "initialised"
+        );
         Ok(app)
     }
 

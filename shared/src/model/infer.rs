@@ -49,6 +49,17 @@ impl Prediction {
 /// A loaded, optimised model, ready to run; cheap to share behind an `Arc`.
 pub struct Model {
     plan: Plan,
+    timings: LoadTimings,
+}
+
+/// How long [`Model::load`] took, by phase: the registry logs it with every load, and
+/// the cold-start benchmark reads it from that log line.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LoadTimings {
+    /// Parsing the NNEF tar into a typed model.
+    pub read: std::time::Duration,
+    /// tract's optimisation into the runnable plan.
+    pub optimise: std::time::Duration,
 }
 
 impl std::fmt::Debug for Model {
@@ -61,8 +72,9 @@ impl Model {
     /// Loads a model's NNEF form (an uncompressed tar, as [`onnx_to_nnef`] writes it),
     /// whose input must be `float32 [1, 1, 28, 28]`, and optimises it.
     pub fn load(nnef_tar: &[u8]) -> Result<Self, InferError> {
-        let load = || -> TractResult<Plan> {
-            let model = tract_nnef::nnef().model_for_read(&mut std::io::Cursor::new(nnef_tar))?;
+        let load = || -> TractResult<(Plan, LoadTimings)> {
+            let started = std::time::Instant::now();
+            let model = nnef_reader().model_for_read(&mut std::io::Cursor::new(nnef_tar))?;
             let input = model.input_fact(0)?;
             if input.datum_type != f32::datum_type()
                 || input.shape.as_concrete() != Some(&INPUT_SHAPE[..])
@@ -71,11 +83,19 @@ impl Model {
                     "the model's input is {input:?}, not f32 {INPUT_SHAPE:?}"
                 )));
             }
-            model.into_optimized()?.into_runnable()
+            let read = started.elapsed();
+            let plan = model.into_optimized()?.into_runnable()?;
+            let optimise = started.elapsed() - read;
+            Ok((plan, LoadTimings { read, optimise }))
         };
         load()
-            .map(|plan| Self { plan })
+            .map(|(plan, timings)| Self { plan, timings })
             .map_err(|e| InferError::Load(format!("{e:#}")))
+    }
+
+    /// How long loading this model took.
+    pub fn load_timings(&self) -> LoadTimings {
+        self.timings
     }
 
     /// The raw output (logits) for one input.
@@ -98,6 +118,42 @@ impl Model {
     pub fn predict(&self, input: &[f32; INPUT_LEN]) -> Result<Prediction, InferError> {
         Ok(Prediction::from_logits(&self.logits(input)?))
     }
+}
+
+/// tract's NNEF reader, built once per process. Building it (tract's operation
+/// registries, NNEF's standard library parsed) was most of what reading a model cost at
+/// cold start (docs/benchmarks.md); built once, and early by [`prepare_reader`], it
+/// costs a load nothing.
+fn nnef_reader() -> &'static tract_nnef::internal::Nnef {
+    static READER: std::sync::OnceLock<tract_nnef::internal::Nnef> = std::sync::OnceLock::new();
+    READER.get_or_init(|| {
+        use tract_nnef::internal::*;
+        // `tract_nnef::nnef()` (tract-nnef 0.23's `Nnef::default`) but for its `stdlib`
+        // list, which only writing reads (`ops/nnef/ser.rs`): the operation registry
+        // parses and keeps its own copy for reading, so parsing it a second time here
+        // would only cost start-up time. The shipped-model tests read through this.
+        Nnef {
+            stdlib: Vec::new(),
+            registries: vec![tract_nnef::ops::tract_nnef(), tract_nnef::ops::tract_core()],
+            resource_loaders: vec![
+                GraphNnefLoader.into_boxed(),
+                DatLoader.into_boxed(),
+                GraphQuantLoader.into_boxed(),
+                TypedModelLoader::new(false).into_boxed(),
+            ],
+            allow_extended_identifier_syntax: false,
+            extern_all_constants: false,
+        }
+    })
+}
+
+/// Builds the NNEF reader now, unless it is built already, and says how long that took.
+/// CPU work: call it off the async workers, e.g. while a model downloads; a load that
+/// starts meanwhile waits for it rather than building a second one.
+pub fn prepare_reader() -> std::time::Duration {
+    let started = std::time::Instant::now();
+    nnef_reader();
+    started.elapsed()
 }
 
 /// The NNEF form predict serves, from ONNX bytes: the input pinned to

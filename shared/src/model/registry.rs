@@ -215,28 +215,49 @@ impl Registry {
     /// Loads the default line's model (what `/predict` serves) before the first request,
     /// so a cold start pays for one model, not for every line; other lines load on their
     /// first request. Failures are logged; requests retry them.
+    ///
+    /// tract's NNEF reader is built on a blocking thread meanwhile, while the pointer and
+    /// the model are fetched (it is CPU work of several milliseconds, the fetches are
+    /// waiting on the network).
     pub async fn preload(&self) {
-        let line = match self.default_line().await {
-            Ok(line) => line,
-            Err(err) => {
-                tracing::warn!(error = %err, "no production pointer at start");
-                return;
+        let reader = tokio::task::spawn_blocking(super::infer::prepare_reader);
+        match self.default_line().await {
+            Ok(line) => {
+                if let Err(err) = self.model_for_line(&line).await {
+                    tracing::error!(line, error = %err, "model not loaded at start");
+                }
             }
-        };
-        if let Err(err) = self.model_for_line(&line).await {
-            tracing::error!(line, error = %err, "model not loaded at start");
+            Err(err) => tracing::warn!(error = %err, "no production pointer at start"),
+        }
+        if let Ok(took) = reader.await {
+            tracing::info!(
+                reader_ms = crate::telemetry::millis(took),
+                "NNEF reader built"
+            );
         }
     }
 
     async fn load(&self, version: &str) -> Result<LoadedModel, RegistryError> {
-        let entry = self
-            .store
-            .get_version(&self.name, version)
-            .await?
-            .ok_or_else(|| RegistryError::UnknownVersion {
-                name: self.name.clone(),
-                version: version.to_owned(),
-            })?;
+        let started = Instant::now();
+        // The registry item and the served file are fetched together: the file is where
+        // publishing puts every version's, and the item says so (if it ever names
+        // another prefix, that file is fetched after). Its sha256 is checked either way.
+        let usual_key = format!("{}{SERVING_FILE}", artifact_prefix(&self.name, version));
+        let (entry, fetched) = tokio::join!(
+            async {
+                let entry = self.store.get_version(&self.name, version).await;
+                (entry, started.elapsed())
+            },
+            async {
+                let bytes = get_object(&self.s3, &self.bucket, &usual_key).await;
+                (bytes, started.elapsed())
+            },
+        );
+        let (entry, looked_up) = entry;
+        let entry = entry?.ok_or_else(|| RegistryError::UnknownVersion {
+            name: self.name.clone(),
+            version: version.to_owned(),
+        })?;
         let expected = entry.serving_sha256.clone().ok_or_else(|| {
             RegistryError::InvalidArtifacts(format!(
                 "model {} {version} was registered without its {SERVING_FILE}; publish it again",
@@ -244,7 +265,13 @@ impl Registry {
             ))
         })?;
         let key = format!("{}{SERVING_FILE}", entry.artifact_prefix);
-        let bytes = get_object(&self.s3, &self.bucket, &key).await?;
+        let (bytes, downloaded) = match fetched {
+            (fetched, at) if key == usual_key => (fetched?, at),
+            _ => (
+                get_object(&self.s3, &self.bucket, &key).await?,
+                started.elapsed(),
+            ),
+        };
         let actual = hex::encode(Sha256::digest(&bytes));
         if !actual.eq_ignore_ascii_case(&expected) {
             // Someone changed the artifact after registration, or the upload broke: never
@@ -266,13 +293,24 @@ impl Registry {
             });
         }
         // Optimising is CPU work of a few milliseconds; keep it off the async workers.
+        let bytes_len = bytes.len();
         let model = tokio::task::spawn_blocking(move || Model::load(&bytes))
             .await
             .map_err(|e| InferError::Load(e.to_string()))??;
+        // The phases of a load, in ms: what a cold start spends on the model (the
+        // cold-start benchmark reads them from this line).
+        let timings = model.load_timings();
         tracing::info!(
             model = self.name,
             version,
             line = entry.line,
+            bytes = bytes_len,
+            total_ms = crate::telemetry::millis(started.elapsed()),
+            // Both from the start of the load: they run side by side.
+            lookup_ms = crate::telemetry::millis(looked_up),
+            download_ms = crate::telemetry::millis(downloaded),
+            read_ms = crate::telemetry::millis(timings.read),
+            optimise_ms = crate::telemetry::millis(timings.optimise),
             "model loaded"
         );
         Ok(LoadedModel {
@@ -295,6 +333,11 @@ impl Registry {
         out.sort();
         out
     }
+}
+
+/// Where publishing puts a version's files in the models bucket (DESIGN.md §6).
+pub fn artifact_prefix(name: &str, version: &str) -> String {
+    format!("models/{name}/{version}/")
 }
 
 async fn get_object(
@@ -404,17 +447,24 @@ pub async fn publish(
         ));
     }
     let onnx = artifacts.onnx.clone();
-    let nnef = tokio::task::spawn_blocking(move || super::infer::onnx_to_nnef(&onnx))
-        .await
-        .map_err(|e| InferError::Load(e.to_string()))??;
+    // Converted, then loaded as predict will load it: a version predict could not serve
+    // (an operation its NNEF reader does not know, say) is refused before any upload.
+    let nnef = tokio::task::spawn_blocking(move || {
+        let nnef = super::infer::onnx_to_nnef(&onnx)?;
+        Model::load(&nnef)?;
+        Ok::<_, InferError>(nnef)
+    })
+    .await
+    .map_err(|e| InferError::Load(e.to_string()))??;
+    let serving_sha256 = hex::encode(Sha256::digest(&nnef));
     let entry = ModelVersion {
         name: name.to_owned(),
         version: version.clone(),
         line: text("line")?,
         stage: Stage::Staging,
-        artifact_prefix: format!("models/{name}/{version}/"),
+        artifact_prefix: artifact_prefix(name, &version),
         sha256,
-        serving_sha256: Some(hex::encode(Sha256::digest(&nnef))),
+        serving_sha256: Some(serving_sha256.clone()),
         size_bytes: artifacts.onnx.len() as u64,
         preprocessing: text("preprocessing")?,
         accuracy: metric("accuracy")?,
@@ -442,15 +492,14 @@ pub async fn publish(
         if existing.serving_sha256 == entry.serving_sha256 {
             return Ok((existing, Published::AlreadyRegistered));
         }
-        let serving = entry.serving_sha256.clone().unwrap_or_default();
         put(SERVING_FILE, &nnef, TAR)
             .await
             .map_err(|e| RegistryError::S3(crate::error::error_chain(&e)))?;
         store
-            .set_serving_sha256(name, &version, &entry.sha256, &serving)
+            .set_serving_sha256(name, &version, &entry.sha256, &serving_sha256)
             .await?;
         let updated = ModelVersion {
-            serving_sha256: Some(serving),
+            serving_sha256: Some(serving_sha256),
             ..existing
         };
         return Ok((updated, Published::ServingUpdated));
