@@ -125,17 +125,15 @@ pub async fn cold_start(
         .api
         .first_next()
         .expect("the function asked for its event before answering it");
-    let cold = ColdStart {
-        status: status_of(&answer),
-        total: ms(process.spawned_at, answer.at),
-        init: ms(process.spawned_at, ready),
-        first_request: ms(ready, answer.at),
-        phases: BTreeMap::new(),
-    };
+    let spawned_at = process.spawned_at;
+    // Stopped before its log is read, so the log is whole.
     drop(process);
     ColdStart {
+        status: status_of(&answer),
+        total: ms(spawned_at, answer.at),
+        init: ms(spawned_at, ready),
+        first_request: ms(ready, answer.at),
         phases: logged_phases(&std::fs::read_to_string(log).unwrap_or_default()),
-        ..cold
     }
 }
 
