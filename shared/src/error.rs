@@ -20,8 +20,13 @@ pub enum ApiError {
     Forbidden,
     #[error("{0}")]
     NotFound(String),
+    /// 405: the path exists, not for this method; `allow` becomes the `Allow` header.
     #[error("method {method} is not allowed on {path}")]
-    MethodNotAllowed { method: String, path: String },
+    MethodNotAllowed {
+        method: String,
+        path: String,
+        allow: Vec<http::Method>,
+    },
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -127,6 +132,14 @@ impl ApiError {
         }
     }
 
+    /// The methods a 405 names in its `Allow` header.
+    pub fn allowed_methods(&self) -> Option<&[http::Method]> {
+        match self {
+            Self::MethodNotAllowed { allow, .. } => Some(allow),
+            _ => None,
+        }
+    }
+
     /// The JSON body of DESIGN.md §3.
     pub fn body(&self, request_id: &str) -> serde_json::Value {
         json!({
@@ -136,6 +149,58 @@ impl ApiError {
                 "request_id": request_id,
             }
         })
+    }
+}
+
+// Every library error's HTTP meaning, in one place.
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(err: crate::store::StoreError) -> Self {
+        use crate::store::StoreError;
+        match err {
+            StoreError::Conflict => Self::Conflict(err.to_string()),
+            StoreError::NotFound => Self::NotFound(err.to_string()),
+            StoreError::Dynamo(_) => Self::dependency(err),
+            StoreError::Corrupt(_) => Self::Internal(err.to_string()),
+            StoreError::InvalidCursor => Self::bad_request(
+                "invalid_cursor",
+                "the cursor is not one this listing issued",
+            ),
+        }
+    }
+}
+
+impl From<crate::audit::AuditError> for ApiError {
+    fn from(err: crate::audit::AuditError) -> Self {
+        // Nothing may happen that is not recorded: a state change whose entry could not be
+        // written is reported as a dependency failure.
+        Self::dependency(err)
+    }
+}
+
+impl From<crate::audit::verify::VerifyError> for ApiError {
+    fn from(err: crate::audit::verify::VerifyError) -> Self {
+        use crate::audit::verify::VerifyError;
+        match err {
+            VerifyError::Store(err) => err.into(),
+            VerifyError::TooLarge(_) => Self::unprocessable("range_too_large", err.to_string()),
+        }
+    }
+}
+
+#[cfg(feature = "model")]
+impl From<crate::model::registry::RegistryError> for ApiError {
+    fn from(err: crate::model::registry::RegistryError) -> Self {
+        // Every registry failure means "no model to serve": a dependency failure, with
+        // the detail in the log only.
+        Self::dependency(err)
+    }
+}
+
+impl From<crate::domain::InvalidValue> for ApiError {
+    /// A value of the body that is not acceptable: 422 naming the field.
+    fn from(err: crate::domain::InvalidValue) -> Self {
+        Self::unprocessable("invalid_field", err.to_string())
     }
 }
 

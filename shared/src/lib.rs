@@ -11,9 +11,12 @@ pub mod error;
 pub mod http;
 #[cfg(feature = "model")]
 pub mod model;
+pub mod retry;
+pub mod service;
 #[cfg(feature = "stats")]
 pub mod stats;
 pub mod store;
 pub mod telemetry;
+pub mod time;
 
 pub use error::ApiError;

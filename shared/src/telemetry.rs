@@ -44,7 +44,7 @@ fn log_filter(rust_log: Option<&str>) -> Targets {
 pub fn emit_metric(namespace: &str, name: &str, value: f64, unit: &str) {
     let line = serde_json::json!({
         "_aws": {
-            "Timestamp": crate::auth::token::now_secs() * 1000,
+            "Timestamp": crate::time::now_secs() * 1000,
             "CloudWatchMetrics": [{
                 "Namespace": namespace,
                 "Dimensions": [[]],

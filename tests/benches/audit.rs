@@ -9,13 +9,12 @@
 //!    costs and what the hashing costs.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use inferloop::audit::query::TimeRange;
 use inferloop::audit::verify::{StoredEntry, verify_chain};
-use inferloop::audit::{
-    Action, AuditEntry, AuditReader, AuditTrail, Outcome, SealedEntry, format_timestamp,
-};
+use inferloop::audit::{Action, AuditEntry, AuditReader, AuditTrail, Outcome, SealedEntry};
 use inferloop::config::{AuditSettings, Env};
 use inferloop::http::RequestMeta;
+use inferloop::time::TimeRange;
+use inferloop::time::format_timestamp;
 use integration_tests::{dynamodb, stack_var};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

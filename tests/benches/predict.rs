@@ -24,11 +24,12 @@
 
 mod common;
 
+use inferloop::domain::Line;
 use inferloop::model::dataset::{self, Dataset, Split};
 use inferloop::model::infer::{CLASSES, Model, onnx_to_nnef, prepare_reader};
 use inferloop::model::nn::Rng;
 use inferloop::model::preprocess::{INPUT_LEN, preprocess_bytes};
-use inferloop::model::train::{self, Line};
+use inferloop::model::train;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -171,7 +172,7 @@ impl Setup {
     fn model_path(&self, line: Line) -> PathBuf {
         self.root
             .join("models")
-            .join(line.name())
+            .join(line.as_str())
             .join("model.onnx")
     }
 
@@ -285,7 +286,7 @@ fn micros_since(started: Instant) -> f64 {
 fn row(line: Line, what: &str, n: usize, l: &Latency) {
     println!(
         "| {} | {what} | {n} | {:.1} | {:.1} | {:.1} | {:.1} |",
-        line.name(),
+        line.as_str(),
         l.p50,
         l.p90,
         l.p99,
@@ -395,7 +396,7 @@ fn pipeline_vs_python(setup: &Setup) {
         let target = target_speedup(s.line);
         println!(
             "| {} | **{ratio:.1}×** | ≥ {target:.0}× | {} | {:.1} ms | {:.0} + {:.1} ms |",
-            s.line.name(),
+            s.line.as_str(),
             if ratio >= target { "yes" } else { "**no**" },
             s.load_ms,
             s.baseline.import_ms,
@@ -458,7 +459,7 @@ impl Agreement {
         let pct = |n: usize| 100.0 * n as f64 / self.files as f64;
         println!(
             "- {}: same digit on {}/{} files; right against the true label: inferloop {}/{} ({:.1} %), baseline {}/{} ({:.1} %).",
-            line.name(),
+            line.as_str(),
             self.same,
             self.files,
             self.ours_right,
@@ -519,7 +520,7 @@ fn parity(line: Line, tract_p50: f64, ort_p50: f64) -> String {
             1.0 / ratio
         )
     };
-    format!("{}: {verdict}", line.name())
+    format!("{}: {verdict}", line.as_str())
 }
 
 /// Section 2: inference alone, on the same preprocessed inputs. Returns false when
@@ -566,7 +567,7 @@ fn tract_vs_onnxruntime(setup: &Setup) -> bool {
         let logits = |input: &[f32; INPUT_LEN]| -> [f32; CLASSES] {
             model
                 .logits(input)
-                .unwrap_or_else(|e| panic!("{}: {e}", line.name()))
+                .unwrap_or_else(|e| panic!("{}: {e}", line.as_str()))
         };
         // The first pass is the warm-up and gives the logits compared below.
         let tract_logits: Vec<[f32; CLASSES]> = inputs.iter().map(logits).collect();
@@ -599,7 +600,7 @@ fn tract_vs_onnxruntime(setup: &Setup) -> bool {
             } else {
                 mismatches.push(format!(
                     "{} input {i} ({}): tract {d_tract}, onnxruntime {d_ort}; tract logits {ours:?}, onnxruntime {theirs:?}",
-                    line.name(),
+                    line.as_str(),
                     names[i],
                 ));
             }
@@ -607,7 +608,7 @@ fn tract_vs_onnxruntime(setup: &Setup) -> bool {
         consistent &= same == inputs.len();
         println!(
             "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2}× | {same}/{} | {max_diff:.2e} |",
-            line.name(),
+            line.as_str(),
             tract.p50,
             tract.p99,
             ort.latency_us.p50,

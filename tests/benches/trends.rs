@@ -21,13 +21,13 @@
 //!   would leave them. The rows' predictions are not stored: no trends path reads them.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use inferloop::audit::format_timestamp;
 use inferloop::domain::Role;
 use inferloop::store::aggregates::{ALL_VERSIONS, FeedbackCounts, key};
 use inferloop::store::feedback::{FeedbackStore, NewFeedback, Submission};
 use inferloop::store::predictions::{
     DriftFeatures, INPUT_BYTES, PredictionRecord, PredictionStore,
 };
+use inferloop::time::format_timestamp;
 use integration_tests::{dynamodb, json_of, request, stack_var, token_for, trends_app};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -78,7 +78,7 @@ fn record(i: u64, now: OffsetDateTime) -> (PredictionRecord, NewFeedback) {
         model_version: format!("{line}.0"),
         line: line.into(),
         route: route.into(),
-        variant,
+        ab_arm: variant,
         experiment: (route == "ab").then(|| "lines-v1-v2".to_owned()),
         digit,
         probability: 0.91,
@@ -87,13 +87,15 @@ fn record(i: u64, now: OffsetDateTime) -> (PredictionRecord, NewFeedback) {
         latency_ms: 1.0,
         cached: false,
         features: DriftFeatures {
-            raw_width: 64,
-            raw_height: 64,
-            mean_brightness: 0.8,
-            ink_aspect_ratio: 0.6,
-            ink_box_share: 0.2,
-            input_mean: 0.13,
-            input_ink_ratio: 0.19,
+            input: inferloop::model::preprocess::InputFeatures {
+                raw_width: 64,
+                raw_height: 64,
+                mean_brightness: 0.8,
+                ink_aspect_ratio: 0.6,
+                ink_box_share: 0.2,
+                input_mean: 0.13,
+                input_ink_ratio: 0.19,
+            },
             top_probability: 0.91,
             entropy: 0.5,
             predicted_digit: digit,
@@ -186,8 +188,8 @@ fn feedback_item(
             AttributeValue::N(label.to_string()),
         );
     }
-    if let Some(variant) = &prediction.variant {
-        item.insert("variant".to_owned(), s(variant));
+    if let Some(arm) = &prediction.ab_arm {
+        item.insert("variant".to_owned(), s(arm));
     }
     item
 }

@@ -53,7 +53,7 @@ pub async fn create_account(role: Role) -> String {
         role,
     };
     store
-        .create(&user, &inferloop::audit::now_rfc3339())
+        .create(&user, &inferloop::time::now_rfc3339())
         .await
         .expect("create account");
     name

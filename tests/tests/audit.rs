@@ -8,10 +8,11 @@
 //! (and tampering in one test cannot show up in another's check).
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use inferloop::audit::{Action, AuditEntry, AuditTrail, Outcome, format_timestamp};
+use inferloop::audit::{Action, AuditEntry, AuditTrail, Outcome};
 use inferloop::config::{AuditSettings, Env};
 use inferloop::domain::Role;
 use inferloop::http::RequestMeta;
+use inferloop::time::format_timestamp;
 use integration_tests::*;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -492,12 +493,14 @@ async fn a_read_is_answered_when_its_audit_entry_cannot_be_written() {
     let mut broken = settings();
     broken.table = "NoSuchAuditTable".into();
     let app = audit_logs::App::new(
-        AuditTrail::new(client.clone(), broken),
+        inferloop::service::Common {
+            tokens: inferloop::auth::TokenKeys::new(
+                inferloop::config::AuthSettings::from_env(&Env::new(|n| std::env::var(n).ok()))
+                    .unwrap(),
+            ),
+            audit: AuditTrail::new(client.clone(), broken),
+        },
         inferloop::audit::AuditReader::new(client, &settings()),
-        inferloop::auth::TokenKeys::new(
-            inferloop::config::AuthSettings::from_env(&Env::new(|n| std::env::var(n).ok()))
-                .unwrap(),
-        ),
     );
     let empty = private_window();
     let window = window_query(empty, empty + Duration::hours(1));
@@ -801,24 +804,55 @@ async fn the_router_serves_the_audit_routes_over_http() {
 }
 
 /// The policies of template.yaml: every function that writes audit entries may only add
-/// them (PutItem), with the key from the generated secret; only audit-logs may read.
+/// them (PutItem, through the one managed policy), with the key from the generated
+/// secret (in Globals); only audit-logs may read.
 #[test]
 fn only_audit_logs_may_read_the_trail_and_writers_only_append() {
     use serde_norway::Value as Yaml;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let text = std::fs::read_to_string(root.join("template.yaml")).unwrap();
     let template: Yaml = serde_norway::from_str(&text).unwrap();
+    let resources = template["Resources"].as_mapping().unwrap();
+    let globals = &template["Globals"]["Function"]["Environment"]["Variables"];
+    let key = format!("{:?}", globals["AUDIT_HMAC_KEY"]);
+    assert!(
+        key.contains("{{resolve:secretsmanager:${AuditKeySecret}:SecretString}}"),
+        "AUDIT_HMAC_KEY must come from AuditKeySecret, not {key}"
+    );
+    assert!(globals.get("AUDIT_TABLE").is_some());
     let mut writers = 0;
-    for (id, resource) in template["Resources"].as_mapping().unwrap() {
+    for (id, resource) in resources {
         if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
             continue;
         }
         let id = id.as_str().unwrap();
         let properties = &resource["Properties"];
+        assert!(
+            properties["Environment"]["Variables"]
+                .get("AUDIT_HMAC_KEY")
+                .is_none(),
+            "{id}: the audit key comes from Globals, once"
+        );
         let mut audit_actions: Vec<String> = Vec::new();
+        let mut uses_append_policy = false;
         for policy in properties["Policies"].as_sequence().into_iter().flatten() {
-            for statement in policy["Statement"].as_sequence().into_iter().flatten() {
-                let resources = format!("{:?}", statement["Resource"]);
+            // `!Ref SomeManagedPolicy` stands for that policy's document.
+            let document = match policy {
+                Yaml::Tagged(tagged) if tagged.tag == "Ref" => {
+                    let name = tagged.value.as_str().unwrap();
+                    uses_append_policy |= name == "AuditAppendPolicy";
+                    let managed = &template["Resources"][name];
+                    assert_eq!(
+                        managed["Type"].as_str(),
+                        Some("AWS::IAM::ManagedPolicy"),
+                        "{id}: {name}"
+                    );
+                    &managed["Properties"]["PolicyDocument"]
+                }
+                inline => inline,
+            };
+            for statement in document["Statement"].as_sequence().into_iter().flatten() {
+                let statement_resources = format!("{:?}", statement["Resource"]);
                 let actions: Vec<String> = match &statement["Action"] {
                     Yaml::String(one) => vec![one.clone()],
                     Yaml::Sequence(many) => many
@@ -829,31 +863,23 @@ fn only_audit_logs_may_read_the_trail_and_writers_only_append() {
                 };
                 let dynamodb = actions.iter().any(|a| a.starts_with("dynamodb:"));
                 assert!(
-                    !(dynamodb && resources.contains("\"*\"")),
+                    !(dynamodb && statement_resources.contains("\"*\"")),
                     "{id}: DynamoDB actions on every resource"
                 );
-                if resources.contains("AuditTable") {
+                if statement_resources.contains("AuditTable") {
                     audit_actions.extend(actions);
                 }
             }
         }
         audit_actions.sort();
         audit_actions.dedup();
-        let variables = &properties["Environment"]["Variables"];
-        if variables.get("AUDIT_TABLE").is_some() {
-            writers += 1;
-            let key = format!("{:?}", variables["AUDIT_HMAC_KEY"]);
-            assert!(
-                key.contains("{{resolve:secretsmanager:${AuditKeySecret}:SecretString}}"),
-                "{id}: AUDIT_HMAC_KEY must come from AuditKeySecret, not {key}"
-            );
-        }
+        writers += usize::from(uses_append_policy);
         let expected: &[&str] = match id {
             "AuditLogsFunction" => &["dynamodb:PutItem", "dynamodb:Query"],
-            _ if variables.get("AUDIT_TABLE").is_some() => &["dynamodb:PutItem"],
+            _ if uses_append_policy => &["dynamodb:PutItem"],
             _ => &[],
         };
         assert_eq!(audit_actions, expected, "{id}'s rights on the Audit table");
     }
-    assert!(writers >= 2, "login and audit-logs write audit entries");
+    assert!(writers >= 5, "every function but web writes audit entries");
 }

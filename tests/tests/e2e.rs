@@ -122,3 +122,40 @@ async fn a_user_uploads_a_digit_over_http() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["status"], "healthy", "{body}");
 }
+
+/// Under watch, as behind the deployed API: a known path with another method is its
+/// function's 405 (with Allow), an unknown path is the web function's 404, both in the
+/// one error shape rather than the runner's own.
+#[tokio::test]
+async fn wrong_methods_and_unknown_paths_cross_the_wire_in_the_one_shape() {
+    let http = reqwest::Client::new();
+    for (method, path, status, allow) in [
+        (reqwest::Method::GET, "/login", 405, Some("POST")),
+        (reqwest::Method::PUT, "/feedback", 405, Some("GET, POST")),
+        (reqwest::Method::GET, "/nowhere", 404, None),
+        (reqwest::Method::DELETE, "/api/v3/predict", 404, None),
+    ] {
+        let response = http
+            .request(method.clone(), api(path))
+            .send()
+            .await
+            .expect("the API answers");
+        assert_eq!(response.status(), status, "{method} {path}");
+        assert_eq!(
+            response
+                .headers()
+                .get("allow")
+                .map(|v| v.to_str().unwrap().to_owned())
+                .as_deref(),
+            allow,
+            "{method} {path}"
+        );
+        let body: Value = response.json().await.unwrap();
+        let code = if status == 405 {
+            "method_not_allowed"
+        } else {
+            "not_found"
+        };
+        assert_eq!(body["error"]["code"], code, "{method} {path}: {body}");
+    }
+}

@@ -15,7 +15,7 @@ fn private_version() -> String {
 }
 
 fn today() -> String {
-    inferloop::audit::now_rfc3339()[..10].to_owned()
+    inferloop::time::now_rfc3339()[..10].to_owned()
 }
 
 /// Stores a prediction as predict would, for `username`, with `digit`.
@@ -26,12 +26,12 @@ async fn prediction(username: &str, version: &str, digit: u8, route: &str) -> St
         .put(&PredictionRecord {
             prediction_id: id.clone(),
             username: username.to_owned(),
-            created_at: inferloop::audit::now_rfc3339(),
+            created_at: inferloop::time::now_rfc3339(),
             model_name: "mnist".into(),
             model_version: version.to_owned(),
             line: "v2".into(),
             route: route.to_owned(),
-            variant: (route == "ab").then(|| "v2".to_owned()),
+            ab_arm: (route == "ab").then(|| "v2".to_owned()),
             experiment: None,
             digit,
             probability: 0.9,
@@ -40,13 +40,15 @@ async fn prediction(username: &str, version: &str, digit: u8, route: &str) -> St
             latency_ms: 1.0,
             cached: false,
             features: DriftFeatures {
-                raw_width: 28,
-                raw_height: 28,
-                mean_brightness: 0.9,
-                ink_aspect_ratio: 1.0,
-                ink_box_share: 0.5,
-                input_mean: 0.1,
-                input_ink_ratio: 0.1,
+                input: inferloop::model::preprocess::InputFeatures {
+                    raw_width: 28,
+                    raw_height: 28,
+                    mean_brightness: 0.9,
+                    ink_aspect_ratio: 1.0,
+                    ink_box_share: 0.5,
+                    input_mean: 0.1,
+                    input_ink_ratio: 0.1,
+                },
                 top_probability: 0.9,
                 entropy: 0.4,
                 predicted_digit: digit,

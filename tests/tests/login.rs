@@ -22,6 +22,7 @@ async fn a_user_logs_in_and_gets_a_token_for_their_role() {
     assert_eq!(body["expires_in"], 3600);
     assert_eq!(body["role"], "user");
     let principal = app
+        .common
         .tokens
         .verify(body["access_token"].as_str().unwrap())
         .unwrap();
@@ -321,7 +322,7 @@ async fn bad_tokens_are_refused_on_admin_routes() {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let app = login_app().await;
     let admin = create_account(Role::Admin).await;
-    let now = inferloop::auth::token::now_secs();
+    let now = inferloop::time::now_secs();
     let claims = |aud: &str, iat: u64, exp: u64| {
         json!({"sub": admin, "role": "admin", "iat": iat, "exp": exp,
                "iss": stack_var("JWT_ISSUER"), "aud": aud, "jti": "x"})

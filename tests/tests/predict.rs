@@ -279,7 +279,7 @@ async fn a_prediction_is_stored_with_its_input_and_features_and_audited() {
     let (name, token) = user();
     let (mut image, _) = png_digit(4);
     image.extend_from_slice(name.as_bytes());
-    let before = inferloop::auth::token::now_secs();
+    let before = inferloop::time::now_secs();
     let (status, body, _) = send_png(&app, "/api/ab/predict", &image, &token).await;
     assert_eq!(status, 200, "{body}");
     let id = body["prediction_id"].as_str().unwrap();
@@ -288,15 +288,15 @@ async fn a_prediction_is_stored_with_its_input_and_features_and_audited() {
     assert_eq!(record.username, name);
     assert_eq!(record.route, "ab");
     assert_eq!(Some(record.line.as_str()), body["ab_version"].as_str());
-    assert_eq!(record.variant.as_deref(), Some(record.line.as_str()));
+    assert_eq!(record.ab_arm.as_deref(), Some(record.line.as_str()));
     assert_eq!(record.experiment.as_deref(), Some("lines-v1-v2"));
     assert_eq!(record.model_version, body["model"]["version"]);
     assert_eq!(record.digit, body["prediction"]);
     assert_eq!(record.input_sha256, hex::encode(Sha256::digest(&image)));
     assert_eq!(record.input, pre.input_bytes());
-    assert_eq!(record.features.raw_width, pre.features.raw_width);
-    assert_eq!(record.features.raw_height, pre.features.raw_height);
-    assert!((record.features.input_mean - pre.features.input_mean).abs() < 1e-6);
+    assert_eq!(record.features.input.raw_width, pre.features.raw_width);
+    assert_eq!(record.features.input.raw_height, pre.features.raw_height);
+    assert!((record.features.input.input_mean - pre.features.input_mean).abs() < 1e-6);
     assert_eq!(record.features.predicted_digit, record.digit);
     assert!((record.features.top_probability - record.probability).abs() < 1e-6);
     assert!(record.features.entropy >= 0.0 && record.features.entropy <= 10f32.ln() + 1e-4);

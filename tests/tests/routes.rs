@@ -1,12 +1,33 @@
-//! `cargo lambda watch`'s router (Cargo.toml) and the deployed API (template.yaml) must
-//! serve the same routes with the same functions: local runs are only worth what they
-//! share with production.
+//! Every route is declared in three places that must agree: each function's route
+//! table (its lib.rs), the deployed API (template.yaml's HttpApi events) and
+//! `cargo lambda watch`'s router (Cargo.toml). Local runs are only worth what they share
+//! with production, and a route added in one place only fails here, by name.
 
 use serde_norway::Value;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 type Route = (String, String, String); // (METHOD, path, function)
+
+/// What one declaration of the API says.
+#[derive(Debug, Default, Clone)]
+struct Declared {
+    /// (method, path, function) of every route.
+    routes: BTreeSet<Route>,
+    /// The function of the gateway's `$default` route, if there is one.
+    default_function: Option<String>,
+}
+
+/// The watch router: a path goes to one function for every method (`"/x" = "f"`) or
+/// per method (`"/x" = [{method, function}]`); `/{*path}` is the catch-all.
+#[derive(Debug, Default, Clone)]
+struct WatchRouter {
+    any_method: BTreeMap<String, String>,
+    per_method: BTreeSet<Route>,
+    catch_all: Option<String>,
+}
+
+const CATCH_ALL: &str = "/{*path}";
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -27,10 +48,9 @@ fn function_name(logical_id: &str) -> String {
     name
 }
 
-fn template_routes() -> BTreeSet<Route> {
-    let text = std::fs::read_to_string(root().join("template.yaml")).unwrap();
-    let template: Value = serde_norway::from_str(&text).unwrap();
-    let mut routes = BTreeSet::new();
+fn template_routes(text: &str) -> Declared {
+    let template: Value = serde_norway::from_str(text).unwrap();
+    let mut declared = Declared::default();
     let resources = template["Resources"].as_mapping().expect("Resources");
     for (id, resource) in resources {
         if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
@@ -44,55 +64,202 @@ fn template_routes() -> BTreeSet<Route> {
             if event["Type"].as_str() != Some("HttpApi") {
                 continue;
             }
-            let path = event["Properties"]["Path"]
-                .as_str()
-                .expect("Path")
-                .to_owned();
-            let method = event["Properties"]["Method"]
-                .as_str()
-                .expect("Method")
-                .to_uppercase();
-            routes.insert((method, path, function.clone()));
+            let properties = &event["Properties"];
+            match (properties["Method"].as_str(), properties["Path"].as_str()) {
+                (Some(method), Some(path)) => {
+                    declared.routes.insert((
+                        method.to_uppercase(),
+                        path.to_owned(),
+                        function.clone(),
+                    ));
+                }
+                // SAM makes an HttpApi event without Path and Method the $default route.
+                (None, None) => {
+                    assert!(
+                        declared
+                            .default_function
+                            .replace(function.clone())
+                            .is_none(),
+                        "two $default routes"
+                    );
+                }
+                other => {
+                    panic!("{function}: an HttpApi event with only one of Method, Path: {other:?}")
+                }
+            }
         }
     }
-    routes
+    declared
 }
 
-fn watch_routes() -> BTreeSet<Route> {
-    let text = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+fn watch_router(text: &str) -> WatchRouter {
     let manifest: toml::Table = text.parse().unwrap();
     let router = manifest["workspace"]["metadata"]["lambda"]["watch"]["router"]
         .as_table()
         .expect("[workspace.metadata.lambda.watch.router]");
-    let mut routes = BTreeSet::new();
-    for (path, targets) in router {
-        for target in targets.as_array().expect("a list of {method, function}") {
-            routes.insert((
-                target["method"].as_str().unwrap().to_uppercase(),
-                path.clone(),
-                target["function"].as_str().unwrap().to_owned(),
-            ));
+    let mut watch = WatchRouter::default();
+    for (path, target) in router {
+        match target {
+            toml::Value::String(function) if path == CATCH_ALL => {
+                watch.catch_all = Some(function.clone());
+            }
+            toml::Value::String(function) => {
+                watch.any_method.insert(path.clone(), function.clone());
+            }
+            toml::Value::Array(targets) => {
+                for target in targets {
+                    watch.per_method.insert((
+                        target["method"].as_str().unwrap().to_uppercase(),
+                        path.clone(),
+                        target["function"].as_str().unwrap().to_owned(),
+                    ));
+                }
+            }
+            other => panic!("{path}: a router entry is a function or a list, not {other:?}"),
         }
     }
+    watch
+}
+
+/// Every function's own route table.
+fn function_tables() -> BTreeSet<Route> {
+    fn table<A: inferloop::http::Service>(
+        name: &str,
+        router: &inferloop::http::Router<A>,
+    ) -> Vec<Route> {
+        router.check().unwrap_or_else(|e| panic!("{name}: {e}"));
+        router
+            .routes()
+            .map(|r| (r.method().to_string(), r.path().to_owned(), name.to_owned()))
+            .collect()
+    }
+    let mut routes = BTreeSet::new();
+    routes.extend(table("login", login::routes()));
+    routes.extend(table("audit-logs", audit_logs::routes()));
+    routes.extend(table("predict", predict::routes()));
+    routes.extend(table("feedback", feedback::routes()));
+    routes.extend(table("trends", trends::routes()));
     routes
 }
 
+/// What disagrees between the three declarations, one line per route.
+fn disagreements(
+    template: &Declared,
+    tables: &BTreeSet<Route>,
+    watch: &WatchRouter,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for route in template.routes.difference(tables) {
+        problems.push(format!(
+            "{route:?} is in template.yaml but in no function's route table"
+        ));
+    }
+    for route in tables.difference(&template.routes) {
+        problems.push(format!(
+            "{route:?} is in a function's route table but not in template.yaml"
+        ));
+    }
+    for (method, path, function) in &template.routes {
+        let by_watch = watch.any_method.get(path).cloned().or_else(|| {
+            watch
+                .per_method
+                .iter()
+                .find(|(m, p, _)| m == method && p == path)
+                .map(|(_, _, f)| f.clone())
+        });
+        if by_watch.as_deref() != Some(function.as_str()) {
+            problems.push(format!(
+                "({method}, {path}) is served by {function} in template.yaml, by {by_watch:?} under cargo lambda watch"
+            ));
+        }
+    }
+    let template_paths: BTreeSet<&str> =
+        template.routes.iter().map(|(_, p, _)| p.as_str()).collect();
+    for path in watch.any_method.keys() {
+        if !template_paths.contains(path.as_str()) {
+            problems.push(format!(
+                "{path} is in Cargo.toml's router but not in template.yaml"
+            ));
+        }
+    }
+    for route in watch.per_method.difference(&template.routes) {
+        problems.push(format!(
+            "{route:?} is in Cargo.toml's router but not in template.yaml"
+        ));
+    }
+    if watch.catch_all != template.default_function {
+        problems.push(format!(
+            "the $default route goes to {:?} in template.yaml, {CATCH_ALL} to {:?} under cargo lambda watch",
+            template.default_function, watch.catch_all
+        ));
+    }
+    problems
+}
+
+fn declared() -> (Declared, BTreeSet<Route>, WatchRouter) {
+    let template = template_routes(&std::fs::read_to_string(root().join("template.yaml")).unwrap());
+    let watch = watch_router(&std::fs::read_to_string(root().join("Cargo.toml")).unwrap());
+    (template, function_tables(), watch)
+}
+
 #[test]
-fn the_watch_router_and_the_template_serve_the_same_routes() {
-    let template = template_routes();
-    let watch = watch_routes();
-    assert!(!template.is_empty());
-    let only_template: Vec<_> = template.difference(&watch).collect();
-    let only_watch: Vec<_> = watch.difference(&template).collect();
+fn the_route_tables_the_template_and_the_watch_router_declare_the_same_routes() {
+    let (template, tables, watch) = declared();
+    assert!(template.routes.len() >= 15, "{:?}", template.routes);
+    let problems = disagreements(&template, &tables, &watch);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn a_route_declared_in_one_place_only_is_named() {
+    let (template, tables, watch) = declared();
+    let mut extra_table = tables.clone();
+    extra_table.insert(("PUT".into(), "/users/{username}".into(), "login".into()));
+    let problems = disagreements(&template, &extra_table, &watch);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].contains("PUT") && problems[0].contains("not in template.yaml"));
+
+    let mut moved = watch.clone();
+    moved.any_method.insert("/feedback".into(), "trends".into());
+    moved.any_method.insert("/nowhere".into(), "login".into());
+    moved.catch_all = None;
+    let problems = disagreements(&template, &tables, &moved);
     assert!(
-        only_template.is_empty() && only_watch.is_empty(),
-        "only in template.yaml: {only_template:?}\nonly in Cargo.toml's router: {only_watch:?}"
+        problems
+            .iter()
+            .any(|p| p.contains("/feedback") && p.contains("trends")),
+        "{problems:?}"
+    );
+    assert!(
+        problems.iter().any(|p| p.contains("/nowhere")),
+        "{problems:?}"
+    );
+    assert!(
+        problems.iter().any(|p| p.contains("$default")),
+        "{problems:?}"
+    );
+
+    let mut missing = template.clone();
+    missing.routes.retain(|(_, p, _)| p != "/health");
+    let problems = disagreements(&missing, &tables, &watch);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("/health") && p.contains("not in template.yaml")),
+        "{problems:?}"
     );
 }
 
 #[test]
 fn every_routed_function_is_a_crate_of_the_workspace() {
-    for (_, _, function) in watch_routes() {
+    let (template, _, watch) = declared();
+    let functions = template
+        .routes
+        .iter()
+        .map(|(_, _, f)| f.clone())
+        .chain(template.default_function)
+        .chain(watch.any_method.values().cloned());
+    for function in functions {
         let manifest = root().join("functions").join(&function).join("Cargo.toml");
         assert!(
             manifest.exists(),

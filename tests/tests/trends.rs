@@ -12,11 +12,11 @@ use aws_sdk_dynamodb::types::TransactWriteItem;
 use inferloop::domain::Role;
 use inferloop::stats::Confusion;
 use inferloop::store::aggregates::FeedbackCounts;
+use inferloop::time::format_day as day_key;
 use integration_tests::*;
 use serde_json::Value;
 use time::macros::date;
 use time::{Date, Duration, OffsetDateTime};
-use trends::params::day_key;
 
 fn private_version() -> String {
     format!("vt-{}", ulid::Ulid::new().to_string().to_lowercase())

@@ -35,7 +35,7 @@ pub async fn run(username: &str, role: &str) -> Result<()> {
         username: username.clone(),
         role,
     };
-    match store.create(&user, &inferloop::audit::now_rfc3339()).await {
+    match store.create(&user, &inferloop::time::now_rfc3339()).await {
         Ok(()) => {}
         Err(StoreError::Conflict) => bail!("a user named {username} already exists"),
         Err(err) => return Err(err).context(format!("writing to table {users_table}")),

@@ -70,7 +70,7 @@ async fn publish_to(
             bucket,
             MODEL_NAME,
             &artifacts,
-            &inferloop::audit::now_rfc3339(),
+            &inferloop::time::now_rfc3339(),
         )
         .await
         .with_context(|| format!("publishing {}", dir.display()))?;
@@ -85,7 +85,7 @@ async fn publish_to(
                     MODEL_NAME,
                     &version,
                     version.line == DEFAULT_LINE,
-                    &inferloop::audit::now_rfc3339(),
+                    &inferloop::time::now_rfc3339(),
                 )
                 .await
                 .with_context(|| format!("promoting {}", version.version))?;

@@ -7,8 +7,9 @@
 //! profile override: its own artifacts in target/, nothing in Cargo.toml).
 
 use anyhow::{Context, Result, bail};
+use inferloop::domain::Line;
 use inferloop::model::dataset;
-use inferloop::model::train::{self, Line};
+use inferloop::model::train;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -29,7 +30,7 @@ pub fn run(
     version: Option<String>,
     out: Option<PathBuf>,
 ) -> Result<()> {
-    let line = Line::parse(line).with_context(|| format!("unknown line {line:?}: v1 or v2"))?;
+    let line = Line::parse(line)?;
     // Absolute before the re-run, which starts in the workspace root.
     let out = match out {
         Some(dir) if dir.is_relative() => Some(std::env::current_dir()?.join(dir)),
@@ -43,7 +44,7 @@ pub fn run(
             .arg("run")
             .arg("--quiet")
             .args(OPTIMISE)
-            .args(["--package", "xtask", "--", "train", "--line", line.name()])
+            .args(["--package", "xtask", "--", "train", "--line", line.as_str()])
             .args(["--seed", &seed.to_string()])
             .current_dir(root);
         if let Some(v) = &version {
@@ -61,11 +62,11 @@ pub fn run(
 
     let data = dataset::ensure(&dataset::default_dir(root))?;
     println!("dataset sha256 {}", data.sha256);
-    let version = version.unwrap_or_else(|| format!("{}.0", line.name()));
+    let version = version.unwrap_or_else(|| format!("{}.0", line.as_str()));
     let params = line.default_params(seed);
     println!(
         "training {} {version}: {} ({params:?})",
-        line.name(),
+        line.as_str(),
         line.description()
     );
     let started = Instant::now();
@@ -74,7 +75,7 @@ pub fn run(
     let m = &artifacts.manifest.metrics;
     println!(
         "{} {version}: test accuracy {:.2} %, macro-F1 {:.4}, {} parameters, model.onnx {} bytes, trained in {:.1} s",
-        line.name(),
+        line.as_str(),
         100.0 * m.accuracy,
         m.macro_f1,
         artifacts.manifest.parameters,
@@ -88,7 +89,7 @@ pub fn run(
             100.0 * line.target_accuracy()
         );
     }
-    let dir = out.unwrap_or_else(|| root.join("models").join(line.name()));
+    let dir = out.unwrap_or_else(|| root.join("models").join(line.as_str()));
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("model.onnx"), &artifacts.onnx)?;
     std::fs::write(

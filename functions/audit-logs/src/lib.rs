@@ -6,98 +6,110 @@
 //! Its role is the only one that may read the Audit table (template.yaml).
 
 use inferloop::ApiError;
-use inferloop::audit::query::{Cursor, ListFilter, TimeRange};
-use inferloop::audit::{Action, AuditReader, AuditTrail, Outcome};
-use inferloop::auth::TokenKeys;
-use inferloop::config::{self, AuditSettings, AuthSettings};
-use inferloop::http::{PageRequest, RequestMeta, json_response, path_segments, query_param, serve};
+use inferloop::audit::query::{Cursor, ListFilter};
+use inferloop::audit::{Action, AuditReader, Outcome};
+use inferloop::config::{self, AuditSettings};
+use inferloop::http::{Admin, Ctx, HandlerResult, PageRequest, Router, json_response, query_param};
+use inferloop::service::{ColdStart, Common, Service};
+use inferloop::store::cursor::{fingerprint, page_range};
+use inferloop::time::TimeRange;
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use std::convert::Infallible;
+use std::sync::LazyLock;
 use std::time::Duration;
 use time::OffsetDateTime;
 
 /// The window a listing or check covers when `from` is not given.
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(7 * 86_400);
-/// Longer usernames do not exist; a longer filter is a mistake.
+/// Twice the longest username (64): audit actors also include `system:<what>` names
+/// and the names of failed logins, which need not be valid usernames, so the filter
+/// is not a `Username`; a longer one is a mistake.
 const MAX_USERNAME_CHARS: usize = 128;
 
 pub struct App {
-    pub audit: AuditTrail,
+    pub common: Common,
     pub reader: AuditReader,
-    pub tokens: TokenKeys,
 }
 
 impl App {
     /// Reads the settings and builds the clients once per container; a missing variable
     /// stops the cold start with its name.
     pub async fn from_env() -> Result<Self, lambda_http::Error> {
+        ROUTES.check()?;
         let env = config::process_env();
-        let auth = AuthSettings::from_env(&env)?;
         let audit = AuditSettings::from_env(&env)?;
-        let sdk = inferloop::aws::sdk_config().await;
-        let dynamodb = inferloop::aws::dynamodb(&sdk);
+        let start = ColdStart::from_env(&env).await?;
         Ok(Self::new(
-            AuditTrail::new(dynamodb.clone(), audit.clone()),
-            AuditReader::new(dynamodb, &audit),
-            TokenKeys::new(auth),
+            start.common,
+            AuditReader::new(start.dynamodb, &audit),
         ))
     }
 
-    pub fn new(audit: AuditTrail, reader: AuditReader, tokens: TokenKeys) -> Self {
-        Self {
-            audit,
-            reader,
-            tokens,
-        }
+    pub fn new(common: Common, reader: AuditReader) -> Self {
+        Self { common, reader }
     }
+}
+
+impl Service for App {
+    fn common(&self) -> &Common {
+        &self.common
+    }
+}
+
+static ROUTES: LazyLock<Router<App>> = LazyLock::new(|| {
+    Router::new()
+        .admin(
+            Method::GET,
+            "/admin/audit_logs",
+            Action::AuditViewed,
+            list_audit,
+        )
+        .admin(
+            Method::GET,
+            "/admin/activity_logs",
+            Action::AuditViewed,
+            list_activity,
+        )
+        .admin(
+            Method::GET,
+            "/admin/audit_logs/verify",
+            Action::AuditVerified,
+            verify,
+        )
+});
+
+/// This function's route table.
+pub fn routes() -> &'static Router<App> {
+    &ROUTES
 }
 
 /// The Lambda entry point: every request gets an answer, errors in the one shape.
 pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, Infallible> {
-    Ok(serve(req, |meta, req| route(app, meta, req)).await)
+    Ok(ROUTES.handle(app, req).await)
 }
 
-async fn route(app: &App, meta: RequestMeta, req: Request) -> Result<Response<Body>, ApiError> {
-    let segments = path_segments(&req);
-    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-    let method = req.method().clone();
-    match (segments.as_slice(), &method) {
-        (["admin", "audit_logs"], &Method::GET) => list(app, &meta, &req, Listing::Audit).await,
-        (["admin", "activity_logs"], &Method::GET) => {
-            list(app, &meta, &req, Listing::Activity).await
-        }
-        (["admin", "audit_logs", "verify"], &Method::GET) => verify(app, &meta, &req).await,
-        (
-            ["admin", "audit_logs"]
-            | ["admin", "activity_logs"]
-            | ["admin", "audit_logs", "verify"],
-            _,
-        ) => Err(ApiError::MethodNotAllowed {
-            method: method.to_string(),
-            path: req.uri().path().to_owned(),
-        }),
-        _ => Err(ApiError::NotFound(format!(
-            "no route for {}",
-            req.uri().path()
-        ))),
-    }
+async fn list_audit(app: &App, cx: Ctx<'_, Admin>) -> HandlerResult {
+    list(app, cx, Listing::Audit).await
+}
+
+async fn list_activity(app: &App, cx: Ctx<'_, Admin>) -> HandlerResult {
+    list(app, cx, Listing::Activity).await
 }
 
 fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::unprocessable("invalid_parameter", message)
 }
 
-/// The window of `from`..=`to` (shared with the feedback listing): without `to`, up to
-/// `now`; without `from`, the [`DEFAULT_WINDOW`] before `to`.
+/// The window of `from`..=`to`: without `to`, up to `now`; without `from`, the
+/// [`DEFAULT_WINDOW`] before `to`.
 pub fn resolve_range(
     from: Option<&str>,
     to: Option<&str>,
     now: OffsetDateTime,
 ) -> Result<TimeRange, ApiError> {
-    inferloop::audit::query::resolve_range(from, to, now, DEFAULT_WINDOW)
+    inferloop::time::resolve_range(from, to, now, DEFAULT_WINDOW)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,97 +203,62 @@ impl ListParams {
     /// What a cursor is bound to: the parameters exactly as given, so that a cursor is
     /// refused by any other listing, and by the same one with other filters.
     pub fn fingerprint(&self) -> String {
-        let fields = json!([
+        fingerprint(&json!([
             self.listing.name(),
             self.username,
             self.action,
             self.outcome,
             self.from,
             self.to
-        ]);
-        hex::encode(&Sha256::digest(fields.to_string().as_bytes())[..12])
+        ]))
     }
 }
 
-async fn list(
-    app: &App,
-    meta: &RequestMeta,
-    req: &Request,
-    listing: Listing,
-) -> Result<Response<Body>, ApiError> {
-    let principal = app
-        .audit
-        .authorize_admin(meta, req, &app.tokens, Action::AuditViewed)
-        .await?;
-    let params = ListParams::from_request(req, listing);
+async fn list(app: &App, cx: Ctx<'_, Admin>, listing: Listing) -> HandlerResult {
+    let params = ListParams::from_request(&cx.req, listing);
     let filter = params.filter()?;
-    let page = PageRequest::from_request(req)?;
-    let fingerprint = params.fingerprint();
-    let (range, start) = match &page.cursor {
-        Some(cursor) => {
-            let (range, position) = Cursor::resume(cursor, &fingerprint, filter.actor.is_some())
-                .ok_or_else(|| {
-                    ApiError::bad_request(
-                        "invalid_cursor",
-                        "the cursor is not one this listing issued (with these parameters)",
-                    )
-                })?;
-            (range, Some(position))
-        }
-        None => (
-            resolve_range(
-                params.from.as_deref(),
-                params.to.as_deref(),
-                OffsetDateTime::now_utc(),
-            )?,
-            None,
-        ),
-    };
+    let page = PageRequest::from_request(&cx.req)?;
+    let query = params.fingerprint();
+    let (range, start) = page_range(
+        page.cursor.as_deref(),
+        &query,
+        filter.actor.is_none(),
+        params.from.as_deref(),
+        params.to.as_deref(),
+        DEFAULT_WINDOW,
+    )?;
     let result = app.reader.list(&filter, &range, page.limit, start).await;
-    app.audit
-        .record_best_effort(
-            meta,
-            principal.username.as_str(),
-            Action::AuditViewed,
-            if result.is_ok() {
-                Outcome::Success
-            } else {
-                Outcome::Error
-            },
-            json!({
-                "listing": listing.name(),
-                "username": params.username,
-                "action": params.action,
-                "outcome": params.outcome,
-                "from": range.from_key(),
-                "to": range.to_key(),
-                "page": page.cursor.is_some(),
-                "returned": result.as_ref().map_or(0, |r| r.entries.len()),
-            }),
-        )
-        .await;
-    let result = result?;
+    let details = json!({
+        "listing": listing.name(),
+        "username": params.username,
+        "action": params.action,
+        "outcome": params.outcome,
+        "from": range.from_key(),
+        "to": range.to_key(),
+        "page": page.cursor.is_some(),
+        "returned": result.as_ref().map_or(0, |r| r.entries.len()),
+    });
+    let result = cx
+        .audit
+        .read(Action::AuditViewed, details, result.map_err(ApiError::from))
+        .await?;
     Ok(json_response(
         StatusCode::OK,
         &json!({
             "entries": result.entries,
             "next_cursor": result
                 .next
-                .map(|position| Cursor::new(&fingerprint, &range, position).encode()),
+                .map(|position| Cursor::new(&query, &range, position).encode()),
             "from": range.from_key(),
             "to": range.to_key(),
         }),
     ))
 }
 
-async fn verify(app: &App, meta: &RequestMeta, req: &Request) -> Result<Response<Body>, ApiError> {
-    let principal = app
-        .audit
-        .authorize_admin(meta, req, &app.tokens, Action::AuditVerified)
-        .await?;
+async fn verify(app: &App, cx: Ctx<'_, Admin>) -> HandlerResult {
     let range = resolve_range(
-        query_param(req, "from").as_deref(),
-        query_param(req, "to").as_deref(),
+        query_param(&cx.req, "from").as_deref(),
+        query_param(&cx.req, "to").as_deref(),
         OffsetDateTime::now_utc(),
     )?;
     let result = app.reader.verify(&range).await;
@@ -306,20 +283,14 @@ async fn verify(app: &App, meta: &RequestMeta, req: &Request) -> Result<Response
             );
         }
     }
-    app.audit
-        .record_best_effort(
-            meta,
-            principal.username.as_str(),
+    let report = cx
+        .audit
+        .read(
             Action::AuditVerified,
-            if result.is_ok() {
-                Outcome::Success
-            } else {
-                Outcome::Error
-            },
             details,
+            result.map_err(ApiError::from),
         )
-        .await;
-    let report = result?;
+        .await?;
     Ok(json_response(
         StatusCode::OK,
         &json!({
@@ -337,7 +308,7 @@ async fn verify(app: &App, meta: &RequestMeta, req: &Request) -> Result<Response
 #[cfg(test)]
 mod tests {
     use super::*;
-    use inferloop::audit::query::parse_instant;
+    use inferloop::time::parse_instant;
 
     fn at(text: &str) -> OffsetDateTime {
         OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).unwrap()

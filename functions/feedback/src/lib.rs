@@ -4,25 +4,27 @@
 //! the counters.
 
 use inferloop::ApiError;
-use inferloop::audit::{Action, AuditTrail, Outcome};
-use inferloop::auth::{TokenKeys, authenticate};
-use inferloop::config::{self, AuditSettings, AuthSettings};
-use inferloop::domain::Username;
+use inferloop::audit::{Action, Outcome};
+use inferloop::auth::Principal;
+use inferloop::config;
+use inferloop::domain::{PredictionId, Username, VersionName};
 use inferloop::http::{
-    PageRequest, RequestMeta, encode_cursor, json_response, parse_json, path_segments, query_param,
-    serve,
+    Admin, Ctx, HandlerResult, PageRequest, Router, json_response, parse_json, query_param,
 };
+use inferloop::service::{ColdStart, Common, Service};
 use inferloop::store::StoreError;
-use inferloop::store::feedback::{FeedbackFilter, FeedbackStore, NewFeedback, Submission};
-use inferloop::store::models::valid_version;
+use inferloop::store::cursor::{fingerprint, page_range};
+use inferloop::store::feedback::{
+    FeedbackCursor, FeedbackFilter, FeedbackStore, NewFeedback, Submission,
+};
 use inferloop::store::predictions::PredictionStore;
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
 use std::convert::Infallible;
+use std::sync::LazyLock;
 use std::time::Duration;
-use time::OffsetDateTime;
 
 /// A feedback body is a few short fields and a comment.
 const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -31,8 +33,7 @@ pub const MAX_COMMENT_CHARS: usize = 1000;
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(7 * 86_400);
 
 pub struct App {
-    pub tokens: TokenKeys,
-    pub audit: AuditTrail,
+    pub common: Common,
     pub predictions: PredictionStore,
     pub feedback: FeedbackStore,
 }
@@ -40,20 +41,17 @@ pub struct App {
 impl App {
     /// Settings and clients, once per container; a missing variable stops the cold start.
     pub async fn from_env() -> Result<Self, lambda_http::Error> {
+        ROUTES.check()?;
         let env = config::process_env();
-        let auth = AuthSettings::from_env(&env)?;
-        let audit = AuditSettings::from_env(&env)?;
         let predictions_table = env.required("PREDICTIONS_TABLE")?;
         let feedback_table = env.required("FEEDBACK_TABLE")?;
         let aggregates_table = env.required("AGGREGATES_TABLE")?;
-        let sdk = inferloop::aws::sdk_config().await;
-        let dynamodb = inferloop::aws::dynamodb(&sdk);
+        let start = ColdStart::from_env(&env).await?;
         Ok(Self {
-            tokens: TokenKeys::new(auth),
-            audit: AuditTrail::new(dynamodb.clone(), audit),
-            predictions: PredictionStore::new(dynamodb.clone(), &predictions_table),
+            common: start.common,
+            predictions: PredictionStore::new(start.dynamodb.clone(), &predictions_table),
             feedback: FeedbackStore::new(
-                dynamodb,
+                start.dynamodb,
                 feedback_table,
                 aggregates_table,
                 predictions_table,
@@ -62,27 +60,29 @@ impl App {
     }
 }
 
-/// The Lambda entry point: every request gets an answer, errors in the one shape.
-pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, Infallible> {
-    Ok(serve(req, |meta, req| route(app, meta, req)).await)
+impl Service for App {
+    fn common(&self) -> &Common {
+        &self.common
+    }
 }
 
-async fn route(app: &App, meta: RequestMeta, req: Request) -> Result<Response<Body>, ApiError> {
-    let segments = path_segments(&req);
-    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-    let method = req.method().clone();
-    match (segments.as_slice(), &method) {
-        (["feedback"], &Method::POST) => submit(app, &meta, &req).await,
-        (["feedback"], &Method::GET) => list(app, &meta, &req).await,
-        (["feedback"], _) => Err(ApiError::MethodNotAllowed {
-            method: method.to_string(),
-            path: req.uri().path().to_owned(),
-        }),
-        _ => Err(ApiError::NotFound(format!(
-            "no route for {}",
-            req.uri().path()
-        ))),
-    }
+static ROUTES: LazyLock<Router<App>> = LazyLock::new(|| {
+    Router::new().user(Method::POST, "/feedback", submit).admin(
+        Method::GET,
+        "/feedback",
+        Action::FeedbackViewed,
+        list,
+    )
+});
+
+/// This function's route table.
+pub fn routes() -> &'static Router<App> {
+    &ROUTES
+}
+
+/// The Lambda entry point: every request gets an answer, errors in the one shape.
+pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, Infallible> {
+    Ok(ROUTES.handle(app, req).await)
 }
 
 #[derive(Deserialize)]
@@ -99,19 +99,19 @@ fn invalid_field(message: impl Into<String>) -> ApiError {
     ApiError::unprocessable("invalid_field", message)
 }
 
-/// A prediction id as predict issues them: a ULID (26 characters of Crockford base32).
-fn valid_prediction_id(id: &str) -> bool {
-    id.len() == 26 && id.chars().all(|c| c.is_ascii_alphanumeric())
+/// A feedback as the body gives it, each field checked.
+#[derive(Debug, PartialEq, Eq)]
+struct FeedbackBody {
+    prediction_id: PredictionId,
+    correct: bool,
+    true_label: Option<u8>,
+    comment: Option<String>,
 }
 
 /// The body, checked field by field: 422 naming the field for each wrong value.
-fn parse_feedback(req: &Request) -> Result<(String, bool, Option<u8>, Option<String>), ApiError> {
+fn parse_feedback(req: &Request) -> Result<FeedbackBody, ApiError> {
     let body: FeedbackRequest = parse_json(req, MAX_BODY_BYTES)?;
-    if !valid_prediction_id(&body.prediction_id) {
-        return Err(invalid_field(
-            "prediction_id must be the 26-character id a prediction returned",
-        ));
-    }
+    let prediction_id = PredictionId::parse(&body.prediction_id)?;
     let true_label = match body.true_label {
         None => None,
         Some(label @ 0..=9) => Some(label as u8),
@@ -130,23 +130,26 @@ fn parse_feedback(req: &Request) -> Result<(String, bool, Option<u8>, Option<Str
         Some(text) if text.trim().is_empty() => None,
         other => other,
     };
-    Ok((body.prediction_id, body.correct, true_label, comment))
+    Ok(FeedbackBody {
+        prediction_id,
+        correct: body.correct,
+        true_label,
+        comment,
+    })
 }
 
-async fn submit(app: &App, meta: &RequestMeta, req: &Request) -> Result<Response<Body>, ApiError> {
-    let principal = authenticate(req, &app.tokens)?;
-    let (prediction_id, correct, true_label, comment) = parse_feedback(req)?;
-    let caller = principal.username.as_str();
+async fn submit(app: &App, cx: Ctx<'_, Principal>) -> HandlerResult {
+    let body = parse_feedback(&cx.req)?;
+    let prediction_id = body.prediction_id.as_str();
+    let caller = cx.caller.username.as_str();
     let prediction = app
         .predictions
-        .get(&prediction_id)
+        .get(prediction_id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no prediction {prediction_id}")))?;
-    if prediction.username != caller && !principal.is_admin() {
-        app.audit
+    if prediction.username != caller && !cx.caller.is_admin() {
+        cx.audit
             .record_best_effort(
-                meta,
-                caller,
                 Action::Feedback,
                 Outcome::Denied,
                 json!({"prediction_id": prediction_id, "reason": "not_owner"}),
@@ -154,7 +157,11 @@ async fn submit(app: &App, meta: &RequestMeta, req: &Request) -> Result<Response
             .await;
         return Err(ApiError::Forbidden);
     }
-    if correct && true_label.is_some_and(|label| label != prediction.digit) {
+    if body.correct
+        && body
+            .true_label
+            .is_some_and(|label| label != prediction.digit)
+    {
         return Err(ApiError::unprocessable(
             "label_mismatch",
             format!(
@@ -165,26 +172,24 @@ async fn submit(app: &App, meta: &RequestMeta, req: &Request) -> Result<Response
     }
     let feedback = NewFeedback {
         feedback_id: ulid::Ulid::new().to_string(),
-        prediction_id: prediction_id.clone(),
+        prediction_id: prediction_id.to_owned(),
         submitted_by: caller.to_owned(),
-        created_at: inferloop::audit::now_rfc3339(),
-        correct,
-        true_label,
-        comment,
+        created_at: inferloop::time::now_rfc3339(),
+        correct: body.correct,
+        true_label: body.true_label,
+        comment: body.comment,
     };
     match app.feedback.submit(&feedback, &prediction).await {
         Ok(Submission::Created) => {
-            app.audit
+            cx.audit
                 .record(
-                    meta,
-                    caller,
                     Action::Feedback,
                     Outcome::Success,
                     json!({
                         "prediction_id": prediction_id,
                         "feedback_id": feedback.feedback_id,
-                        "correct": correct,
-                        "true_label": true_label,
+                        "correct": feedback.correct,
+                        "true_label": feedback.true_label,
                         "model_version": prediction.model_version,
                     }),
                 )
@@ -213,49 +218,69 @@ fn invalid_parameter(message: impl Into<String>) -> ApiError {
     ApiError::unprocessable("invalid_parameter", message)
 }
 
-async fn list(app: &App, meta: &RequestMeta, req: &Request) -> Result<Response<Body>, ApiError> {
-    let admin = app
-        .audit
-        .authorize_admin(meta, req, &app.tokens, Action::FeedbackViewed)
-        .await?;
-    let page = PageRequest::from_request(req)?;
-    if let Some(cursor) = &page.cursor
-        && cursor.matches('|').count() != 2
-    {
-        return Err(ApiError::bad_request(
-            "invalid_cursor",
-            "the cursor is not one this API issued",
-        ));
+/// The filters of `GET /feedback`, as given (what a cursor is bound to) and as parsed.
+struct ListParams {
+    username: Option<String>,
+    model_version: Option<String>,
+    correct: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+impl ListParams {
+    fn from_request(req: &Request) -> Self {
+        Self {
+            username: query_param(req, "username"),
+            model_version: query_param(req, "model_version"),
+            correct: query_param(req, "correct"),
+            from: query_param(req, "from"),
+            to: query_param(req, "to"),
+        }
     }
-    let username = query_param(req, "username")
-        .map(|raw| {
-            Username::parse(&raw)
-                .map(|u| u.as_str().to_owned())
-                .map_err(|e| invalid_parameter(format!("username: {e}")))
-        })
-        .transpose()?;
-    let model_version = query_param(req, "model_version")
-        .map(|raw| {
-            if valid_version(&raw) {
-                Ok(raw)
-            } else {
-                Err(invalid_parameter(format!(
-                    "model_version {raw:?} is not a version name (e.g. v2.0)"
-                )))
-            }
-        })
-        .transpose()?;
-    let correct = query_param(req, "correct")
-        .map(|raw| match raw.as_str() {
+
+    fn fingerprint(&self) -> String {
+        fingerprint(&json!([
+            "feedback",
+            self.username,
+            self.model_version,
+            self.correct,
+            self.from,
+            self.to
+        ]))
+    }
+}
+
+async fn list(app: &App, cx: Ctx<'_, Admin>) -> HandlerResult {
+    let page = PageRequest::from_request(&cx.req)?;
+    let params = ListParams::from_request(&cx.req);
+    let username = params
+        .username
+        .as_deref()
+        .map(Username::parse)
+        .transpose()
+        .map_err(|e| invalid_parameter(e.to_string()))?;
+    let model_version = params
+        .model_version
+        .as_deref()
+        .map(VersionName::parse)
+        .transpose()
+        .map_err(|e| invalid_parameter(e.to_string()))?;
+    let correct = params
+        .correct
+        .as_deref()
+        .map(|raw| match raw {
             "true" => Ok(true),
             "false" => Ok(false),
             _ => Err(invalid_parameter("correct must be true or false")),
         })
         .transpose()?;
-    let range = inferloop::audit::query::resolve_range(
-        query_param(req, "from").as_deref(),
-        query_param(req, "to").as_deref(),
-        OffsetDateTime::now_utc(),
+    let query = params.fingerprint();
+    let (range, start) = page_range(
+        page.cursor.as_deref(),
+        &query,
+        username.is_none(),
+        params.from.as_deref(),
+        params.to.as_deref(),
         DEFAULT_WINDOW,
     )?;
     let filter = FeedbackFilter {
@@ -265,31 +290,31 @@ async fn list(app: &App, meta: &RequestMeta, req: &Request) -> Result<Response<B
         model_version,
         correct,
     };
-    let found = app
-        .feedback
-        .list(&filter, page.limit, page.cursor.as_deref())
-        .await?;
-    app.audit
-        .record_best_effort(
-            meta,
-            admin.username.as_str(),
+    let found = app.feedback.list(&filter, page.limit, start).await;
+    let details = json!({
+        "username": filter.username,
+        "model_version": filter.model_version,
+        "correct": filter.correct,
+        "from": filter.from,
+        "to": filter.to,
+        "page": page.cursor.is_some(),
+        "returned": found.as_ref().map_or(0, |f| f.items.len()),
+    });
+    let found = cx
+        .audit
+        .read(
             Action::FeedbackViewed,
-            Outcome::Success,
-            json!({
-                "username": filter.username,
-                "model_version": filter.model_version,
-                "correct": filter.correct,
-                "from": filter.from,
-                "to": filter.to,
-                "returned": found.items.len(),
-            }),
+            details,
+            found.map_err(ApiError::from),
         )
-        .await;
+        .await?;
     Ok(json_response(
         StatusCode::OK,
         &json!({
             "feedback": found.items,
-            "next_cursor": found.next.map(|p| encode_cursor(&p)),
+            "next_cursor": found
+                .next
+                .map(|position| FeedbackCursor::new(&query, &range, position).encode()),
         }),
     ))
 }
@@ -315,12 +340,20 @@ mod tests {
             r#"{{"prediction_id":"{ID}","correct":false,"true_label":3,"comment":"a 3"}}"#
         )))
         .unwrap();
-        assert_eq!(ok, (ID.to_owned(), false, Some(3), Some("a 3".to_owned())));
+        assert_eq!(
+            ok,
+            FeedbackBody {
+                prediction_id: PredictionId::parse(ID).unwrap(),
+                correct: false,
+                true_label: Some(3),
+                comment: Some("a 3".to_owned()),
+            }
+        );
         let blank = parse_feedback(&post(&format!(
             r#"{{"prediction_id":"{ID}","correct":true,"comment":"  "}}"#
         )))
         .unwrap();
-        assert_eq!(blank.3, None);
+        assert_eq!(blank.comment, None);
         let long = "x".repeat(MAX_COMMENT_CHARS + 1);
         for (body, status) in [
             (

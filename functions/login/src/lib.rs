@@ -2,35 +2,43 @@
 //! `DELETE /users/{username}`.
 
 use inferloop::ApiError;
-use inferloop::audit::{Action, AuditTrail, Outcome};
+use inferloop::audit::{Action, Outcome};
 use inferloop::auth::lockout::LoginGuard;
-use inferloop::auth::token::now_secs;
-use inferloop::auth::{TokenKeys, password};
-use inferloop::config::{self, AuditSettings, AuthSettings};
+use inferloop::auth::password;
+use inferloop::config;
 use inferloop::domain::{Password, Role, Username};
 use inferloop::http::{
-    PageRequest, RequestMeta, empty_response, encode_cursor, json_response, parse_json,
-    path_segments, serve,
+    Admin, Anyone, Ctx, HandlerResult, PageRequest, Router, empty_response, encode_cursor,
+    json_response, parse_json,
 };
+use inferloop::retry::Backoff;
+use inferloop::service::{ColdStart, Common, Service};
 use inferloop::store::StoreError;
 use inferloop::store::users::{NewUser, User, UserStore};
+use inferloop::time::now_secs;
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::convert::Infallible;
+use std::sync::LazyLock;
+use std::time::Duration;
 
 /// Login bodies are two short strings; anything larger is not a login.
 const MAX_BODY_BYTES: usize = 16 * 1024;
 /// Concurrent failed logins on one account race on its failure list; each retry re-reads.
 /// Each round lets at least one writer through, so n concurrent failures need up to n
 /// attempts; ten covers a burst of ten on one account.
-const GUARD_WRITE_ATTEMPTS: u32 = 10;
+const GUARD_WRITES: Backoff = Backoff {
+    base: Duration::from_millis(5),
+    cap: Duration::from_millis(50),
+    max_attempts: 10,
+    budget: Duration::from_secs(2),
+};
 
 pub struct App {
+    pub common: Common,
     pub users: UserStore,
-    pub audit: AuditTrail,
-    pub tokens: TokenKeys,
     /// Verified against when the username is unknown, so that path costs the same.
     dummy_hash: String,
 }
@@ -40,51 +48,51 @@ impl App {
     /// stops the cold start with its name.
     pub async fn from_env() -> Result<Self, lambda_http::Error> {
         let env = config::process_env();
-        let auth = AuthSettings::from_env(&env)?;
-        let audit = AuditSettings::from_env(&env)?;
         let users_table = env.required("USERS_TABLE")?;
-        let sdk = inferloop::aws::sdk_config().await;
-        let dynamodb = inferloop::aws::dynamodb(&sdk);
+        let start = ColdStart::from_env(&env).await?;
         Ok(Self::new(
-            UserStore::new(dynamodb.clone(), users_table),
-            AuditTrail::new(dynamodb, audit),
-            TokenKeys::new(auth),
+            start.common,
+            UserStore::new(start.dynamodb, users_table),
         )?)
     }
 
-    pub fn new(users: UserStore, audit: AuditTrail, tokens: TokenKeys) -> Result<Self, ApiError> {
+    pub fn new(common: Common, users: UserStore) -> Result<Self, ApiError> {
+        ROUTES.check().map_err(ApiError::Internal)?;
         Ok(Self {
+            common,
             users,
-            audit,
-            tokens,
             dummy_hash: password::dummy_hash()?,
         })
     }
 }
 
-/// The Lambda entry point: every request gets an answer, errors in the one shape.
-pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, Infallible> {
-    Ok(serve(req, |meta, req| route(app, meta, req)).await)
+impl Service for App {
+    fn common(&self) -> &Common {
+        &self.common
+    }
 }
 
-async fn route(app: &App, meta: RequestMeta, req: Request) -> Result<Response<Body>, ApiError> {
-    let segments = path_segments(&req);
-    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-    let method = req.method().clone();
-    match (segments.as_slice(), &method) {
-        (["login"], &Method::POST) => login(app, &meta, &req).await,
-        (["users"], &Method::POST) => create_user(app, &meta, &req).await,
-        (["users"], &Method::GET) => list_users(app, &meta, &req).await,
-        (["users", username], &Method::DELETE) => delete_user(app, &meta, &req, username).await,
-        (["login"] | ["users"] | ["users", _], _) => Err(ApiError::MethodNotAllowed {
-            method: method.to_string(),
-            path: req.uri().path().to_owned(),
-        }),
-        _ => Err(ApiError::NotFound(format!(
-            "no route for {}",
-            req.uri().path()
-        ))),
-    }
+static ROUTES: LazyLock<Router<App>> = LazyLock::new(|| {
+    Router::new()
+        .anyone(Method::POST, "/login", login)
+        .admin(Method::POST, "/users", Action::UserCreated, create_user)
+        .admin(Method::GET, "/users", Action::UsersListed, list_users)
+        .admin(
+            Method::DELETE,
+            "/users/{username}",
+            Action::UserDeleted,
+            delete_user,
+        )
+});
+
+/// This function's route table.
+pub fn routes() -> &'static Router<App> {
+    &ROUTES
+}
+
+/// The Lambda entry point: every request gets an answer, errors in the one shape.
+pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, Infallible> {
+    Ok(ROUTES.handle(app, req).await)
 }
 
 #[derive(Deserialize)]
@@ -101,10 +109,6 @@ struct LoginResponse {
     role: Role,
 }
 
-fn invalid_field(err: inferloop::domain::InvalidValue) -> ApiError {
-    ApiError::unprocessable("invalid_field", err.to_string())
-}
-
 fn wrong_credentials() -> ApiError {
     ApiError::unauthorized("invalid_credentials", "wrong username or password")
 }
@@ -119,10 +123,11 @@ fn locked(retry_after_secs: u64) -> ApiError {
     }
 }
 
-async fn login(app: &App, meta: &RequestMeta, req: &Request) -> Result<Response<Body>, ApiError> {
-    let body: LoginRequest = parse_json(req, MAX_BODY_BYTES)?;
-    let username = Username::parse(&body.username).map_err(invalid_field)?;
-    let password = Password::parse(body.password).map_err(invalid_field)?;
+async fn login(app: &App, cx: Ctx<'_, Anyone>) -> HandlerResult {
+    let body: LoginRequest = parse_json(&cx.req, MAX_BODY_BYTES)?;
+    let username = Username::parse(&body.username)?;
+    let password = Password::parse(body.password)?;
+    let audit = cx.audit.as_actor(username.as_str());
     let now = now_secs();
 
     let Some(user) = app.users.get(&username).await? else {
@@ -133,10 +138,8 @@ async fn login(app: &App, meta: &RequestMeta, req: &Request) -> Result<Response<
             .users
             .save_guard(&username, 0, &LoginGuard::default())
             .await;
-        app.audit
+        audit
             .record(
-                meta,
-                username.as_str(),
                 Action::LoginFailed,
                 Outcome::Denied,
                 json!({"reason": "unknown_user"}),
@@ -146,10 +149,8 @@ async fn login(app: &App, meta: &RequestMeta, req: &Request) -> Result<Response<
     };
 
     if let Some(remaining) = user.guard.locked_for(now) {
-        app.audit
+        audit
             .record(
-                meta,
-                username.as_str(),
                 Action::LoginFailed,
                 Outcome::Denied,
                 json!({"reason": "locked"}),
@@ -162,20 +163,16 @@ async fn login(app: &App, meta: &RequestMeta, req: &Request) -> Result<Response<
         password::verify_async(password.expose().to_owned(), user.password_hash.clone()).await?;
     if !matches {
         let guard = record_failure(app, user, now).await?;
-        app.audit
+        audit
             .record(
-                meta,
-                username.as_str(),
                 Action::LoginFailed,
                 Outcome::Denied,
                 json!({"reason": "wrong_password"}),
             )
             .await?;
         if let Some(remaining) = guard.locked_for(now) {
-            app.audit
+            audit
                 .record(
-                    meta,
-                    username.as_str(),
                     Action::AccountLocked,
                     Outcome::Success,
                     json!({"locked_for_secs": remaining}),
@@ -197,11 +194,9 @@ async fn login(app: &App, meta: &RequestMeta, req: &Request) -> Result<Response<
             Err(err) => return Err(err.into()),
         }
     }
-    let issued = app.tokens.issue(&username, user.role)?;
-    app.audit
+    let issued = app.common.tokens.issue(&username, user.role)?;
+    audit
         .record(
-            meta,
-            username.as_str(),
             Action::Login,
             Outcome::Success,
             json!({"role": user.role, "token_id": issued.claims.jti}),
@@ -221,7 +216,8 @@ async fn login(app: &App, meta: &RequestMeta, req: &Request) -> Result<Response<
 /// Adds a failure to the account's window with optimistic concurrency: a concurrent
 /// failure makes the write conflict, and the retry re-reads, so no failure is lost.
 async fn record_failure(app: &App, mut user: User, now: u64) -> Result<LoginGuard, ApiError> {
-    for attempt in 1..=GUARD_WRITE_ATTEMPTS {
+    let mut schedule = GUARD_WRITES.schedule();
+    loop {
         let guard = user.guard.after_failure(now);
         match app
             .users
@@ -230,8 +226,11 @@ async fn record_failure(app: &App, mut user: User, now: u64) -> Result<LoginGuar
         {
             Ok(()) => return Ok(guard),
             Err(StoreError::Conflict) => {
-                // A little jitter spreads the racers out, so the next round has fewer.
-                tokio::time::sleep(retry_jitter(attempt)).await;
+                if schedule.wait(None).await.is_err() {
+                    return Err(ApiError::dependency(
+                        "the account's failure count kept changing under concurrent logins",
+                    ));
+                }
                 user = app
                     .users
                     .get(&user.username)
@@ -241,19 +240,6 @@ async fn record_failure(app: &App, mut user: User, now: u64) -> Result<LoginGuar
             Err(err) => return Err(err.into()),
         }
     }
-    Err(ApiError::dependency(
-        "the account's failure count kept changing under concurrent logins",
-    ))
-}
-
-/// Up to `attempt` × 5 ms, from the clock's nanoseconds: spreading retries needs no
-/// cryptographic randomness.
-fn retry_jitter(attempt: u32) -> std::time::Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    std::time::Duration::from_micros(u64::from(nanos % (attempt * 5_000)))
 }
 
 #[derive(Deserialize)]
@@ -270,20 +256,12 @@ struct UserCreated {
     created_at: String,
 }
 
-async fn create_user(
-    app: &App,
-    meta: &RequestMeta,
-    req: &Request,
-) -> Result<Response<Body>, ApiError> {
-    let principal = app
-        .audit
-        .authorize_admin(meta, req, &app.tokens, Action::UserCreated)
-        .await?;
-    let body: CreateUserRequest = parse_json(req, MAX_BODY_BYTES)?;
-    let username = Username::parse(&body.username).map_err(invalid_field)?;
-    let password = Password::parse(body.password).map_err(invalid_field)?;
-    let role = Role::parse(&body.role).map_err(invalid_field)?;
-    let created_at = inferloop::audit::now_rfc3339();
+async fn create_user(app: &App, cx: Ctx<'_, Admin>) -> HandlerResult {
+    let body: CreateUserRequest = parse_json(&cx.req, MAX_BODY_BYTES)?;
+    let username = Username::parse(&body.username)?;
+    let password = Password::parse(body.password)?;
+    let role = Role::parse(&body.role)?;
+    let created_at = inferloop::time::now_rfc3339();
     let new_user = NewUser {
         password_hash: password::hash_async(password).await?,
         username,
@@ -292,10 +270,8 @@ async fn create_user(
     match app.users.create(&new_user, &created_at).await {
         Ok(()) => {}
         Err(StoreError::Conflict) => {
-            app.audit
+            cx.audit
                 .record(
-                    meta,
-                    principal.username.as_str(),
                     Action::UserCreated,
                     Outcome::Denied,
                     json!({"username": new_user.username, "reason": "exists"}),
@@ -308,10 +284,8 @@ async fn create_user(
         }
         Err(err) => return Err(err.into()),
     }
-    app.audit
+    cx.audit
         .record(
-            meta,
-            principal.username.as_str(),
             Action::UserCreated,
             Outcome::Success,
             json!({"username": new_user.username, "role": role}),
@@ -327,26 +301,18 @@ async fn create_user(
     ))
 }
 
-async fn list_users(
-    app: &App,
-    meta: &RequestMeta,
-    req: &Request,
-) -> Result<Response<Body>, ApiError> {
-    let principal = app
+async fn list_users(app: &App, cx: Ctx<'_, Admin>) -> HandlerResult {
+    let page = PageRequest::from_request(&cx.req)?;
+    let result = app.users.list(page.limit, page.cursor.as_deref()).await;
+    let details = json!({
+        "limit": page.limit,
+        "page": page.cursor.is_some(),
+        "count": result.as_ref().map_or(0, |r| r.users.len()),
+    });
+    let result = cx
         .audit
-        .authorize_admin(meta, req, &app.tokens, Action::UsersListed)
+        .read(Action::UsersListed, details, result.map_err(ApiError::from))
         .await?;
-    let page = PageRequest::from_request(req)?;
-    let result = app.users.list(page.limit, page.cursor.as_deref()).await?;
-    app.audit
-        .record_best_effort(
-            meta,
-            principal.username.as_str(),
-            Action::UsersListed,
-            Outcome::Success,
-            json!({"count": result.users.len()}),
-        )
-        .await;
     Ok(json_response(
         StatusCode::OK,
         &json!({
@@ -356,18 +322,9 @@ async fn list_users(
     ))
 }
 
-async fn delete_user(
-    app: &App,
-    meta: &RequestMeta,
-    req: &Request,
-    username: &str,
-) -> Result<Response<Body>, ApiError> {
-    let principal = app
-        .audit
-        .authorize_admin(meta, req, &app.tokens, Action::UserDeleted)
-        .await?;
-    let username = Username::parse(username).map_err(invalid_field)?;
-    if username == principal.username {
+async fn delete_user(app: &App, cx: Ctx<'_, Admin>) -> HandlerResult {
+    let username = Username::parse(cx.param("username")?)?;
+    if username == cx.caller.username {
         return Err(ApiError::Conflict(
             "you cannot delete your own account; ask another admin".into(),
         ));
@@ -379,10 +336,8 @@ async fn delete_user(
         }
         Err(err) => return Err(err.into()),
     }
-    app.audit
+    cx.audit
         .record(
-            meta,
-            principal.username.as_str(),
             Action::UserDeleted,
             Outcome::Success,
             json!({"username": username}),

@@ -4,6 +4,7 @@
 //! reshuffles everyone. (The seeds flipped a coin per request: one user saw both models
 //! and nothing could be measured.)
 
+use inferloop::domain::Line;
 use sha2::{Digest, Sha256};
 
 pub const DEFAULT_EXPERIMENT: &str = "lines-v1-v2";
@@ -17,12 +18,12 @@ pub struct AbSplit {
 }
 
 impl AbSplit {
-    /// The line (`v1` or `v2`) `username` is assigned to.
-    pub fn assign(&self, username: &str) -> &'static str {
+    /// The line `username` is assigned to.
+    pub fn assign(&self, username: &str) -> Line {
         if self.bucket(username) < self.v2_percent * 100 {
-            "v2"
+            Line::V2
         } else {
-            "v1"
+            Line::V1
         }
     }
 
@@ -65,13 +66,13 @@ mod tests {
         let users: Vec<String> = (0..10_000).map(|i| format!("user-{i}")).collect();
         for percent in [10, 50, 80] {
             let ab = split(percent);
-            let v2 = users.iter().filter(|u| ab.assign(u) == "v2").count();
+            let v2 = users.iter().filter(|u| ab.assign(u) == Line::V2).count();
             let expected = percent as usize * 100;
             // 10 000 users: three standard deviations are at most 150.
             assert!(v2.abs_diff(expected) < 150, "{percent} %: {v2} of 10 000");
         }
-        assert!(users.iter().all(|u| split(0).assign(u) == "v1"));
-        assert!(users.iter().all(|u| split(100).assign(u) == "v2"));
+        assert!(users.iter().all(|u| split(0).assign(u) == Line::V1));
+        assert!(users.iter().all(|u| split(100).assign(u) == Line::V2));
     }
 
     #[test]

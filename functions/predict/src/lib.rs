@@ -13,27 +13,28 @@ pub mod input;
 use ab::AbSplit;
 use inferloop::ApiError;
 use inferloop::audit::{Action, AuditTrail, Outcome};
-use inferloop::auth::token::now_secs;
-use inferloop::auth::{TokenKeys, authenticate};
+use inferloop::auth::{Principal, TokenKeys};
 use inferloop::cache::{Cache, CacheStatus, RateLimit};
 use inferloop::config::{self, AuditSettings, AuthSettings, Env};
-use inferloop::http::{RequestMeta, json_response, path_segments, serve};
+use inferloop::domain::{Line, PredictionId};
+use inferloop::http::{Anyone, Ctx, HandlerResult, Router, json_response};
 use inferloop::model::infer::Prediction;
 use inferloop::model::preprocess::{self, INPUT_LEN, Preprocessed};
 use inferloop::model::registry::{DEFAULT_POINTER_TTL, LoadedModel, Registry};
+use inferloop::service::{Common, Service};
 use inferloop::store::models::ModelStore;
 use inferloop::store::predictions::{DriftFeatures, PredictionRecord, PredictionStore};
 use inferloop::telemetry::millis;
+use inferloop::time::now_secs;
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::convert::Infallible;
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 pub const SERVICE: &str = "inferloop-predict";
-/// The model lines the API serves (DESIGN.md §2).
-pub const LINES: [&str; 2] = ["v1", "v2"];
 
 /// Settings of this function alone, from the environment.
 #[derive(Debug, Clone)]
@@ -93,8 +94,7 @@ impl PredictSettings {
 }
 
 pub struct App {
-    pub tokens: TokenKeys,
-    pub audit: AuditTrail,
+    pub common: Common,
     pub registry: Registry,
     pub predictions: PredictionStore,
     pub cache: Cache,
@@ -108,6 +108,7 @@ impl App {
     /// loaded before the first request. A missing setting stops it with its name.
     pub async fn from_env() -> Result<Self, lambda_http::Error> {
         let started = Instant::now();
+        ROUTES.check()?;
         let env = config::process_env();
         let auth = AuthSettings::from_env(&env)?;
         let audit = AuditSettings::from_env(&env)?;
@@ -148,8 +149,10 @@ impl App {
             settings.pointer_ttl,
         );
         Self {
-            tokens: TokenKeys::new(auth),
-            audit: AuditTrail::new(dynamodb.clone(), audit),
+            common: Common {
+                tokens: TokenKeys::new(auth),
+                audit: AuditTrail::new(dynamodb.clone(), audit),
+            },
             registry,
             predictions: PredictionStore::new(dynamodb, &settings.predictions_table),
             cache,
@@ -190,52 +193,67 @@ async fn cache_from_settings(
     })
 }
 
-/// The Lambda entry point: every request gets an answer, errors in the one shape.
-pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, Infallible> {
-    Ok(serve(req, |meta, req| route(app, meta, req)).await)
+impl Service for App {
+    fn common(&self) -> &Common {
+        &self.common
+    }
 }
 
-/// Which model a predict route asks for.
+static ROUTES: LazyLock<Router<App>> = LazyLock::new(|| {
+    Router::new()
+        .user(Method::POST, "/api/v1/predict", predict_v1)
+        .user(Method::POST, "/api/v2/predict", predict_v2)
+        .user(Method::POST, "/api/ab/predict", predict_ab)
+        .user(Method::POST, "/predict", predict_production)
+        .anyone(Method::GET, "/health", health)
+});
+
+/// This function's route table.
+pub fn routes() -> &'static Router<App> {
+    &ROUTES
+}
+
+/// The Lambda entry point: every request gets an answer, errors in the one shape.
+pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, Infallible> {
+    Ok(ROUTES.handle(app, req).await)
+}
+
+/// Which line a predict route asks for; stored as the prediction's `route`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Route {
-    Line(&'static str),
-    Ab,
+enum LineChoice {
+    /// `/api/v1/predict`, `/api/v2/predict`: that line.
+    Named(Line),
+    /// `/api/ab/predict`: the caller's A/B arm.
+    AbArm,
+    /// `/predict`: the registry's default line.
     Production,
 }
 
-impl Route {
-    fn name(self) -> &'static str {
+impl LineChoice {
+    /// The `route` a stored prediction names (and the aggregates count by).
+    fn route_name(self) -> &'static str {
         match self {
-            Self::Line(line) => line,
-            Self::Ab => "ab",
+            Self::Named(line) => line.as_str(),
+            Self::AbArm => "ab",
             Self::Production => "production",
         }
     }
 }
 
-async fn route(app: &App, meta: RequestMeta, req: Request) -> Result<Response<Body>, ApiError> {
-    let segments = path_segments(&req);
-    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-    let method = req.method().clone();
-    let target = match segments.as_slice() {
-        ["api", "v1", "predict"] => Some(Route::Line("v1")),
-        ["api", "v2", "predict"] => Some(Route::Line("v2")),
-        ["api", "ab", "predict"] => Some(Route::Ab),
-        ["predict"] => Some(Route::Production),
-        _ => None,
-    };
-    match (target, segments.as_slice(), &method) {
-        (Some(target), _, &Method::POST) => predict(app, &meta, &req, target).await,
-        (None, ["health"], &Method::GET) => Ok(health(app).await),
-        (Some(_), _, _) | (None, ["health"], _) => Err(ApiError::MethodNotAllowed {
-            method: method.to_string(),
-            path: req.uri().path().to_owned(),
-        }),
-        _ => Err(ApiError::NotFound(format!(
-            "no route for {}",
-            req.uri().path()
-        ))),
-    }
+async fn predict_v1(app: &App, cx: Ctx<'_, Principal>) -> HandlerResult {
+    predict(app, cx, LineChoice::Named(Line::V1)).await
+}
+
+async fn predict_v2(app: &App, cx: Ctx<'_, Principal>) -> HandlerResult {
+    predict(app, cx, LineChoice::Named(Line::V2)).await
+}
+
+async fn predict_ab(app: &App, cx: Ctx<'_, Principal>) -> HandlerResult {
+    predict(app, cx, LineChoice::AbArm).await
+}
+
+async fn predict_production(app: &App, cx: Ctx<'_, Principal>) -> HandlerResult {
+    predict(app, cx, LineChoice::Production).await
 }
 
 #[derive(Serialize)]
@@ -252,14 +270,17 @@ struct PredictResponse<'a> {
     probability: f32,
     probabilities: [f32; 10],
     model: ModelRef<'a>,
-    variant: &'a str,
+    /// The line that answered, under the seeds' name for it.
+    #[serde(rename = "variant")]
+    line: &'a str,
     cached: bool,
     latency_ms: f64,
     prediccion: u8,
     probabilidad: f32,
     version: &'a str,
+    /// `/api/ab/predict` only: the caller's arm.
     #[serde(skip_serializing_if = "Option::is_none")]
-    ab_version: Option<&'a str>,
+    ab_version: Option<Line>,
 }
 
 /// What the cache keeps per (model version, image): everything a stored prediction
@@ -290,21 +311,15 @@ fn rate_limited(retry_after_secs: u64, limit: u64, line: &str) -> ApiError {
     }
 }
 
-async fn predict(
-    app: &App,
-    meta: &RequestMeta,
-    req: &Request,
-    target: Route,
-) -> Result<Response<Body>, ApiError> {
-    let principal = authenticate(req, &app.tokens)?;
-    let username = principal.username.as_str();
-    let (line, ab_arm) = match target {
-        Route::Line(line) => (line.to_owned(), None),
-        Route::Ab => {
+async fn predict(app: &App, cx: Ctx<'_, Principal>, choice: LineChoice) -> HandlerResult {
+    let username = cx.caller.username.as_str();
+    let (line, ab_arm) = match choice {
+        LineChoice::Named(line) => (line.as_str().to_owned(), None),
+        LineChoice::AbArm => {
             let arm = app.settings.ab.assign(username);
-            (arm.to_owned(), Some(arm))
+            (arm.as_str().to_owned(), Some(arm))
         }
-        Route::Production => (app.registry.default_line().await?, None),
+        LineChoice::Production => (app.registry.default_line().await?, None),
     };
     if let Err(retry_after) = app
         .rate_limit
@@ -314,7 +329,7 @@ async fn predict(
         inferloop::telemetry::emit_metric("inferloop", "PredictRateLimited", 1.0, "Count");
         return Err(rate_limited(retry_after, app.rate_limit.limit, &line));
     }
-    let image = input::image_bytes(req).await?;
+    let image = input::image_bytes(&cx.req).await?;
     let image_sha256 = hex::encode(Sha256::digest(&image));
     let model = app.registry.model_for_line(&line).await?;
 
@@ -322,16 +337,16 @@ async fn predict(
     let answer = answer(app, &model, &image, &image_sha256).await?;
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
 
-    let created_at = inferloop::audit::now_rfc3339();
+    let created_at = inferloop::time::now_rfc3339();
     let record = PredictionRecord {
-        prediction_id: ulid::Ulid::new().to_string(),
+        prediction_id: PredictionId::new().to_string(),
         username: username.to_owned(),
         created_at,
         model_name: model.name.clone(),
         model_version: model.version.clone(),
         line: model.line.clone(),
-        route: target.name().to_owned(),
-        variant: ab_arm.map(str::to_owned),
+        route: choice.route_name().to_owned(),
+        ab_arm: ab_arm.map(|arm| arm.as_str().to_owned()),
         experiment: ab_arm.map(|_| app.settings.ab.experiment.clone()),
         digit: answer.prediction.digit,
         probability: answer.prediction.probability,
@@ -345,10 +360,8 @@ async fn predict(
     };
     // Every answer is stored (feedback refers to it); one that cannot be is not given.
     app.predictions.put(&record).await?;
-    app.audit
+    cx.audit
         .record(
-            meta,
-            username,
             Action::Predict,
             Outcome::Success,
             serde_json::json!({
@@ -372,7 +385,7 @@ async fn predict(
             name: &record.model_name,
             version: &record.model_version,
         },
-        variant: &record.line,
+        line: &record.line,
         cached: record.cached,
         latency_ms: (latency_ms * 1000.0).round() / 1000.0,
         prediccion: record.digit,
@@ -404,15 +417,8 @@ async fn answer(
         .model
         .predict(&pre.input)
         .map_err(|e| ApiError::Internal(format!("inference failed: {e}")))?;
-    let f = pre.features;
     let features = DriftFeatures {
-        raw_width: f.raw_width,
-        raw_height: f.raw_height,
-        mean_brightness: f.mean_brightness,
-        ink_aspect_ratio: f.ink_aspect_ratio,
-        ink_box_share: f.ink_box_share,
-        input_mean: f.input_mean,
-        input_ink_ratio: f.input_ink_ratio,
+        input: pre.features,
         top_probability: prediction.probability,
         entropy: prediction.entropy(),
         predicted_digit: prediction.digit,
@@ -479,7 +485,7 @@ struct HealthResponse {
 
 /// `/health`: 200 when the database answers and the production model is loaded (the
 /// cache only degrades it), 503 otherwise. No token needed; nothing about the caller.
-async fn health(app: &App) -> Response<Body> {
+async fn health(app: &App, _cx: Ctx<'_, Anyone>) -> HandlerResult {
     let database =
         tokio::time::timeout(Duration::from_secs(2), app.registry.read_pointer_now()).await;
     let (database_ok, database_detail) = match database {
@@ -515,7 +521,7 @@ async fn health(app: &App) -> Response<Body> {
     let body = HealthResponse {
         status,
         service: SERVICE,
-        timestamp: inferloop::audit::now_rfc3339(),
+        timestamp: inferloop::time::now_rfc3339(),
         uptime_seconds: app.started.elapsed().as_secs(),
         dependencies: Dependencies {
             database: database_ok,
@@ -539,7 +545,7 @@ async fn health(app: &App) -> Response<Body> {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    json_response(code, &body)
+    Ok(json_response(code, &body))
 }
 
 #[cfg(test)]
@@ -549,13 +555,15 @@ mod tests {
     #[test]
     fn cache_entries_round_trip_and_damage_is_a_miss() {
         let features = DriftFeatures {
-            raw_width: 28,
-            raw_height: 28,
-            mean_brightness: 0.1,
-            ink_aspect_ratio: 1.0,
-            ink_box_share: 0.5,
-            input_mean: 0.1,
-            input_ink_ratio: 0.1,
+            input: inferloop::model::preprocess::InputFeatures {
+                raw_width: 28,
+                raw_height: 28,
+                mean_brightness: 0.1,
+                ink_aspect_ratio: 1.0,
+                ink_box_share: 0.5,
+                input_mean: 0.1,
+                input_ink_ratio: 0.1,
+            },
             top_probability: 0.9,
             entropy: 0.3,
             predicted_digit: 3,

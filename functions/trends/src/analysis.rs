@@ -1,16 +1,21 @@
-//! What the three routes compute from the aggregate items once they are read: pure
-//! functions over counts, so every number here can be checked without a table.
-//!
-//! Scales: `accuracy_percentage` is the seeds' 0–100 percentage; every other accuracy,
-//! precision, recall and F1 is a 0–1 ratio, the scale of [`ACCURACY_DEAD_BAND`].
+//! What the three routes compute from the aggregate items once they are read: the
+//! [`Tally`] of each day and each version ([`Loaded`]), and the pure functions
+//! [`trends`], [`summary`] and [`analytics`] that turn them into the bodies of
+//! [`crate::report`]. Nothing here does I/O, so every number can be checked without a
+//! table.
 
-use crate::params::{Filter, LINES, Metric, Window, WindowDates, day_key};
-use inferloop::stats::{
-    ACCURACY_DEAD_BAND, Comparison, Confusion, NUM_CLASSES, Trend, busiest_weekday, compare,
-    forecast_daily_average, least_squares, two_proportion_z_test,
+use crate::params::{Filter, Metric, Window};
+use crate::report::{
+    AbTest, Analytics, Arm, Averages, Breakdown, ClassRow, DailyPoint, Forecast, MetricComparison,
+    PeriodComparison, Summary, TrendsReport,
 };
-use inferloop::store::aggregates::Counters;
-use serde::Serialize;
+use inferloop::domain::{CLASSES, Line};
+use inferloop::stats::{
+    ACCURACY_DEAD_BAND, Confusion, Trend, busiest_weekday, compare, forecast_daily_average,
+    least_squares, two_proportion_z_test,
+};
+use inferloop::store::aggregates::CounterTally;
+use inferloop::time::format_day;
 use std::collections::BTreeMap;
 use time::Date;
 
@@ -25,39 +30,24 @@ pub struct Tally {
     pub total: u64,
     pub correct: u64,
     /// Feedback per predicted digit.
-    pub predictions: [u64; NUM_CLASSES],
+    pub predictions: [u64; CLASSES],
     /// Labelled feedback, `[true][predicted]`.
     pub confusion: Confusion,
 }
 
-impl Tally {
-    /// One item's counters; with `ab_only`, only its A/B traffic (the `ab_*` counters).
-    pub fn of(counters: &Counters, ab_only: bool) -> Self {
-        let mut tally = Self::default();
-        for (name, &value) in &counters.values {
-            let name = if ab_only {
-                match name.strip_prefix("ab_") {
-                    Some(rest) => rest,
-                    None => continue,
-                }
-            } else {
-                name.as_str()
-            };
-            if name == "total" {
-                tally.total = value;
-            } else if name == "correct" {
-                tally.correct = value;
-            } else if let Some(digit) = name.strip_prefix("pred_").and_then(digit) {
-                tally.predictions[digit] = value;
-            } else if let Some((t, p)) = name.strip_prefix("cm_").and_then(|r| r.split_once('_'))
-                && let (Some(t), Some(p)) = (digit(t), digit(p))
-            {
-                tally.confusion.0[t][p] = value;
-            }
+/// An aggregate item's counters, as `Counters::tally` reads them.
+impl From<CounterTally> for Tally {
+    fn from(c: CounterTally) -> Self {
+        Self {
+            total: c.total,
+            correct: c.correct,
+            predictions: c.predicted,
+            confusion: Confusion(c.confusion),
         }
-        tally
     }
+}
 
+impl Tally {
     pub fn add(&mut self, other: &Self) {
         self.total = self.total.saturating_add(other.total);
         self.correct = self.correct.saturating_add(other.correct);
@@ -98,10 +88,6 @@ impl Tally {
     }
 }
 
-fn digit(text: &str) -> Option<usize> {
-    text.parse::<usize>().ok().filter(|&d| d < NUM_CLASSES)
-}
-
 fn ratio(num: u64, den: u64) -> f64 {
     if den == 0 {
         0.0
@@ -122,6 +108,7 @@ pub struct Loaded {
     pub reads: u32,
 }
 
+/// One version's item of one day.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VersionDay {
     pub model_version: String,
@@ -145,18 +132,8 @@ impl Loaded {
     }
 }
 
-/// `current` against `previous` for a ratio metric. A window without any samples has
-/// no value to compare, so the trend is `stable` then (the ratio of nothing is 0, and
-/// 0 → 0.93 is not an improvement).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct MetricComparison {
-    #[serde(flatten)]
-    pub comparison: Comparison,
-    /// Samples behind `current` and `previous`.
-    pub current_samples: u64,
-    pub previous_samples: u64,
-}
-
+/// `current` against `previous` for a ratio metric; `stable` when either window has no
+/// samples (see [`MetricComparison`]).
 fn compare_metric(current: &Tally, previous: &Tally, metric: Metric) -> MetricComparison {
     let mut comparison = compare(
         current.metric(metric),
@@ -174,179 +151,37 @@ fn compare_metric(current: &Tally, previous: &Tally, metric: Metric) -> MetricCo
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FilterEcho {
-    pub model_version: Option<String>,
-    pub line: Option<String>,
-    pub variant: Option<String>,
-}
-
-impl From<&Filter> for FilterEcho {
-    fn from(f: &Filter) -> Self {
-        Self {
-            model_version: f.model_version.clone(),
-            line: f.line.clone(),
-            variant: f.variant.clone(),
-        }
+fn averages(c: &Confusion) -> Averages {
+    Averages {
+        macro_precision: c.macro_precision(),
+        macro_recall: c.macro_recall(),
+        macro_f1: c.macro_f1(),
+        weighted_f1: c.weighted_f1(),
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct DailyPoint {
-    pub date: String,
-    pub total: u64,
-    pub correct: u64,
-    pub accuracy: f64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ClassRow {
-    pub digit: usize,
-    pub precision: f64,
-    pub recall: f64,
-    pub f1: f64,
-    pub support: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Averages {
-    pub macro_precision: f64,
-    pub macro_recall: f64,
-    pub macro_f1: f64,
-    pub weighted_f1: f64,
-}
-
-impl Averages {
-    fn of(c: &Confusion) -> Self {
-        Self {
-            macro_precision: c.macro_precision(),
-            macro_recall: c.macro_recall(),
-            macro_f1: c.macro_f1(),
-            weighted_f1: c.weighted_f1(),
-        }
+fn breakdown(model_version: Option<String>, line: String, t: &Tally) -> Breakdown {
+    Breakdown {
+        model_version,
+        line,
+        total: t.total,
+        correct: t.correct,
+        incorrect: t.incorrect(),
+        accuracy: t.accuracy(),
+        labelled: t.labelled(),
+        macro_f1: t.confusion.macro_f1(),
     }
 }
 
-/// One version's or one line's share of the current window.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Breakdown {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub model_version: Option<String>,
-    pub line: String,
-    pub total: u64,
-    pub correct: u64,
-    pub incorrect: u64,
-    pub accuracy: f64,
-    pub labelled: u64,
-    pub macro_f1: f64,
-}
-
-impl Breakdown {
-    fn of(model_version: Option<String>, line: String, t: &Tally) -> Self {
-        Self {
-            model_version,
-            line,
-            total: t.total,
-            correct: t.correct,
-            incorrect: t.incorrect(),
-            accuracy: t.accuracy(),
-            labelled: t.labelled(),
-            macro_f1: t.confusion.macro_f1(),
-        }
+fn arm(t: &Tally) -> Arm {
+    Arm {
+        total: t.total,
+        correct: t.correct,
+        accuracy: t.accuracy(),
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PeriodComparison {
-    /// What is compared: accuracy, correct over all feedback.
-    pub metric: &'static str,
-    #[serde(flatten)]
-    pub values: MetricComparison,
-    /// `|change| ≤ dead_band` is `stable`.
-    pub dead_band: f64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Forecast {
-    pub days_ahead: usize,
-    /// Mean daily feedback volume over the next `days_ahead` days, from the least-squares
-    /// line through the current window's daily volumes (days without feedback count as
-    /// 0), never negative. With a one-day window: that day's volume.
-    pub predicted_daily_average: f64,
-    /// The line's slope: feedback per day, per day. `null` with a one-day window.
-    pub slope_per_day: Option<f64>,
-    pub method: &'static str,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Arm {
-    pub total: u64,
-    pub correct: u64,
-    pub accuracy: f64,
-}
-
-impl Arm {
-    fn of(t: &Tally) -> Self {
-        Self {
-            total: t.total,
-            correct: t.correct,
-            accuracy: t.accuracy(),
-        }
-    }
-}
-
-/// `/api/ab/predict` traffic of the current window, arm v1 against arm v2.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AbTest {
-    pub v1: Arm,
-    pub v2: Arm,
-    /// `v2.accuracy − v1.accuracy`.
-    pub difference: f64,
-    /// Pooled two-proportion z statistic (sign of `difference`); `null` when undefined
-    /// (an empty arm, or all feedback correct or all incorrect in both).
-    pub z: Option<f64>,
-    /// Its two-sided p-value.
-    pub p_value: Option<f64>,
-    pub alpha: f64,
-    /// `p_value < alpha`.
-    pub significant: bool,
-    pub test: &'static str,
 }
 
 /// `/admin/trends`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TrendsReport {
-    pub days: u32,
-    pub window: WindowDates,
-    pub filters: FilterEcho,
-    // The seed's fields, over the current window.
-    pub total_feedback: u64,
-    pub correct_feedback: u64,
-    pub incorrect_feedback: u64,
-    pub accuracy_percentage: f64,
-    /// Feedback per predicted digit, every digit present.
-    pub prediction_distribution: BTreeMap<String, u64>,
-    pub accuracy: f64,
-    /// Feedback whose true digit is known: the confusion matrix's total.
-    pub labelled_feedback: u64,
-    /// The current window's days with feedback, oldest first (days without are left out).
-    pub daily: Vec<DailyPoint>,
-    /// `[true][predicted]` over labelled feedback.
-    pub confusion_matrix: Confusion,
-    pub per_class: Vec<ClassRow>,
-    pub metrics: Averages,
-    pub by_model_version: Vec<Breakdown>,
-    pub by_line: Vec<Breakdown>,
-    pub period_comparison: PeriodComparison,
-    /// The weekday with the most feedback in the current window; `null` without feedback.
-    pub busiest_day: Option<String>,
-    pub forecast: Forecast,
-    pub ab_test: AbTest,
-    pub dead_band: f64,
-    /// DynamoDB read calls this answer took.
-    pub reads: u32,
-}
-
 pub fn trends(window: &Window, filter: &Filter, loaded: &Loaded) -> TrendsReport {
     let current_days = window.current_days();
     let current = loaded.window_tally(&current_days);
@@ -359,7 +194,7 @@ pub fn trends(window: &Window, filter: &Filter, loaded: &Loaded) -> TrendsReport
         .iter()
         .filter(|(_, t)| t.total > 0)
         .map(|(d, t)| DailyPoint {
-            date: day_key(*d),
+            date: format_day(*d),
             total: t.total,
             correct: t.correct,
             accuracy: t.accuracy(),
@@ -380,10 +215,11 @@ pub fn trends(window: &Window, filter: &Filter, loaded: &Loaded) -> TrendsReport
 
     let mut by_version: BTreeMap<(String, String), Tally> = BTreeMap::new();
     let mut by_line: BTreeMap<String, Tally> = BTreeMap::new();
+    // The A/B arms, in `Line::ALL`'s order: v1, v2.
     let mut arms: [Tally; 2] = Default::default();
     for v in loaded.versions.iter().filter(|v| window.is_current(v.day)) {
-        if let Some(arm) = LINES.iter().position(|l| *l == v.line) {
-            arms[arm].add(&v.ab);
+        if let Some(i) = Line::ALL.iter().position(|l| l.as_str() == v.line) {
+            arms[i].add(&v.ab);
         }
         // A version without feedback under the filter (no A/B traffic, for an arm) is
         // not part of the breakdowns.
@@ -430,14 +266,14 @@ pub fn trends(window: &Window, filter: &Filter, loaded: &Loaded) -> TrendsReport
                 support: m.support,
             })
             .collect(),
-        metrics: Averages::of(&current.confusion),
+        metrics: averages(&current.confusion),
         by_model_version: by_version
             .into_iter()
-            .map(|((version, line), t)| Breakdown::of(Some(version), line, &t))
+            .map(|((version, line), t)| breakdown(Some(version), line, &t))
             .collect(),
         by_line: by_line
             .into_iter()
-            .map(|(line, t)| Breakdown::of(None, line, &t))
+            .map(|(line, t)| breakdown(None, line, &t))
             .collect(),
         period_comparison: PeriodComparison {
             metric: Metric::Accuracy.as_str(),
@@ -459,8 +295,8 @@ pub fn trends(window: &Window, filter: &Filter, loaded: &Loaded) -> TrendsReport
             alpha: AB_ALPHA,
             significant: z.is_some_and(|z| z.p_value < AB_ALPHA),
             test: "two_proportion_z_test",
-            v1: Arm::of(&v1),
-            v2: Arm::of(&v2),
+            v1: arm(&v1),
+            v2: arm(&v2),
         },
         dead_band: ACCURACY_DEAD_BAND,
         reads: loaded.reads,
@@ -468,18 +304,6 @@ pub fn trends(window: &Window, filter: &Filter, loaded: &Loaded) -> TrendsReport
 }
 
 /// `/admin/report`: the seed's summary over the current window.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Summary {
-    pub days: u32,
-    pub from: String,
-    pub to: String,
-    pub total_feedback: u64,
-    pub correct_feedback: u64,
-    pub incorrect_feedback: u64,
-    pub accuracy_percentage: f64,
-    pub reads: u32,
-}
-
 pub fn summary(window: &Window, loaded: &Loaded) -> Summary {
     let current = loaded.window_tally(&window.current_days());
     let dates = window.dates();
@@ -495,19 +319,7 @@ pub fn summary(window: &Window, loaded: &Loaded) -> Summary {
     }
 }
 
-/// `/analytics/trends`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Analytics {
-    /// Metric name → this period against the previous one.
-    pub trends: BTreeMap<&'static str, MetricComparison>,
-    pub period: &'static str,
-    pub days: u32,
-    pub window: WindowDates,
-    pub filters: FilterEcho,
-    pub dead_band: f64,
-    pub reads: u32,
-}
-
+/// `/analytics/trends`: each metric, this period against the previous one.
 pub fn analytics(
     window: &Window,
     period: &'static str,
@@ -540,45 +352,23 @@ mod tests {
         (a - b).abs() < 1e-9
     }
 
-    fn counters(pairs: &[(&str, u64)]) -> Counters {
-        Counters {
-            values: pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
-            ..Counters::default()
-        }
-    }
-
     #[test]
-    fn tallies_read_plain_or_ab_counters() {
-        let c = counters(&[
-            ("total", 5),
-            ("correct", 3),
-            ("labelled", 4),
-            ("pred_7", 4),
-            ("pred_1", 1),
-            ("cm_7_7", 3),
-            ("cm_2_7", 1),
-            ("route_ab_total", 2),
-            ("ab_total", 2),
-            ("ab_correct", 1),
-            ("ab_pred_7", 2),
-            ("ab_cm_7_7", 1),
-            // Not counters of ours: ignored, never a panic.
-            ("pred_10", 9),
-            ("cm_7", 9),
-            ("cm_x_1", 9),
-        ]);
-        let all = Tally::of(&c, false);
-        assert_eq!((all.total, all.correct, all.incorrect()), (5, 3, 2));
-        assert_eq!(all.predictions[7], 4);
-        assert_eq!(all.predictions[1], 1);
-        assert_eq!(all.confusion.count(7, 7), 3);
-        assert_eq!(all.confusion.count(2, 7), 1);
-        assert_eq!(all.labelled(), 4);
-        let ab = Tally::of(&c, true);
-        assert_eq!((ab.total, ab.correct), (2, 1));
-        assert_eq!(ab.predictions[7], 2);
-        assert_eq!(ab.confusion.count(7, 7), 1);
-        assert_eq!(ab.labelled(), 1);
+    fn tallies_are_an_items_counters() {
+        let mut counted = CounterTally {
+            total: 5,
+            correct: 3,
+            ..CounterTally::default()
+        };
+        counted.predicted[7] = 4;
+        counted.confusion[7][7] = 3;
+        counted.confusion[2][7] = 1;
+        let t = Tally::from(counted);
+        assert_eq!((t.total, t.correct, t.incorrect()), (5, 3, 2));
+        assert_eq!(t.predictions[7], 4);
+        assert_eq!((t.confusion.count(7, 7), t.confusion.count(2, 7)), (3, 1));
+        assert_eq!(t.labelled(), 4);
+        assert!(close(t.accuracy(), 0.6));
+        assert_eq!(Tally::from(CounterTally::default()), Tally::default());
         assert_eq!(Tally::default().accuracy(), 0.0);
     }
 

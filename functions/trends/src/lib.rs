@@ -17,33 +17,37 @@
 //! every version's, and `versions` names the versions that had feedback that day); then,
 //! when a breakdown or a filter needs them, the `<version>#<day>` items those sets name.
 //! With `model_version` the version's items are read directly, in one round.
+//!
+//! Modules: [`params`] parses the query, this one reads the items, [`analysis`]
+//! computes over them, [`report`] holds the bodies it answers with.
 
 pub mod analysis;
 pub mod params;
+pub mod report;
 
 use analysis::{Loaded, Tally, VersionDay};
 use inferloop::ApiError;
-use inferloop::audit::{Action, AuditTrail, Outcome};
-use inferloop::auth::{Principal, TokenKeys};
-use inferloop::config::{self, AuditSettings, AuthSettings};
-use inferloop::http::{RequestMeta, json_response, path_segments, query_param, serve};
+use inferloop::audit::Action;
+use inferloop::config;
+use inferloop::http::{Admin, Ctx, HandlerResult, Router, json_response, query_param};
+use inferloop::service::{ColdStart, Common, Service};
 use inferloop::store::aggregates::{ALL_VERSIONS, AggregateStore, Counters, key};
+use inferloop::time::format_day;
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
-use params::{DEFAULT_REPORT_DAYS, DEFAULT_TREND_DAYS, Filter, Metric, Window, day_key};
+use params::{DEFAULT_REPORT_DAYS, DEFAULT_TREND_DAYS, Filter, Metric, Window};
 use serde_json::json;
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use time::{Date, OffsetDateTime};
 
 /// BatchGetItem takes at most 100 keys; more are read in concurrent calls.
 const KEYS_PER_CALL: usize = 100;
 
 pub struct App {
-    pub audit: AuditTrail,
+    pub common: Common,
     pub aggregates: Arc<AggregateStore>,
-    pub tokens: TokenKeys,
     /// Pinned "today" (UTC); `None`: the date of each request.
     today: Option<Date>,
 }
@@ -52,24 +56,20 @@ impl App {
     /// Reads the settings and builds the clients once per container; a missing variable
     /// stops the cold start with its name.
     pub async fn from_env() -> Result<Self, lambda_http::Error> {
+        ROUTES.check()?;
         let env = config::process_env();
-        let auth = AuthSettings::from_env(&env)?;
-        let audit = AuditSettings::from_env(&env)?;
         let table = env.required("AGGREGATES_TABLE")?;
-        let sdk = inferloop::aws::sdk_config().await;
-        let dynamodb = inferloop::aws::dynamodb(&sdk);
+        let start = ColdStart::from_env(&env).await?;
         Ok(Self::new(
-            AuditTrail::new(dynamodb.clone(), audit),
-            AggregateStore::new(dynamodb, table),
-            TokenKeys::new(auth),
+            start.common,
+            AggregateStore::new(start.dynamodb, table),
         ))
     }
 
-    pub fn new(audit: AuditTrail, aggregates: AggregateStore, tokens: TokenKeys) -> Self {
+    pub fn new(common: Common, aggregates: AggregateStore) -> Self {
         Self {
-            audit,
+            common,
             aggregates: Arc::new(aggregates),
-            tokens,
             today: None,
         }
     }
@@ -87,30 +87,32 @@ impl App {
     }
 }
 
-/// The Lambda entry point: every request gets an answer, errors in the one shape.
-pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, Infallible> {
-    Ok(serve(req, |meta, req| route(app, meta, req)).await)
+impl Service for App {
+    fn common(&self) -> &Common {
+        &self.common
+    }
 }
 
-async fn route(app: &App, meta: RequestMeta, req: Request) -> Result<Response<Body>, ApiError> {
-    let segments = path_segments(&req);
-    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-    let method = req.method().clone();
-    match (segments.as_slice(), &method) {
-        (["admin", "trends"], &Method::GET) => trends(app, &meta, &req).await,
-        (["admin", "report"], &Method::GET) => report(app, &meta, &req).await,
-        (["analytics", "trends"], &Method::GET) => analytics(app, &meta, &req).await,
-        (["admin", "trends"] | ["admin", "report"] | ["analytics", "trends"], _) => {
-            Err(ApiError::MethodNotAllowed {
-                method: method.to_string(),
-                path: req.uri().path().to_owned(),
-            })
-        }
-        _ => Err(ApiError::NotFound(format!(
-            "no route for {}",
-            req.uri().path()
-        ))),
-    }
+static ROUTES: LazyLock<Router<App>> = LazyLock::new(|| {
+    Router::new()
+        .admin(Method::GET, "/admin/trends", Action::TrendsViewed, trends)
+        .admin(Method::GET, "/admin/report", Action::ReportViewed, report)
+        .admin(
+            Method::GET,
+            "/analytics/trends",
+            Action::TrendsViewed,
+            analytics,
+        )
+});
+
+/// This function's route table.
+pub fn routes() -> &'static Router<App> {
+    &ROUTES
+}
+
+/// The Lambda entry point: every request gets an answer, errors in the one shape.
+pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, Infallible> {
+    Ok(ROUTES.handle(app, req).await)
 }
 
 fn filter_of(req: &Request) -> Result<Filter, ApiError> {
@@ -121,13 +123,9 @@ fn filter_of(req: &Request) -> Result<Filter, ApiError> {
     )
 }
 
-async fn trends(app: &App, meta: &RequestMeta, req: &Request) -> Result<Response<Body>, ApiError> {
-    let principal = app
-        .audit
-        .authorize_admin(meta, req, &app.tokens, Action::TrendsViewed)
-        .await?;
-    let days = params::parse_days(query_param(req, "days").as_deref(), DEFAULT_TREND_DAYS)?;
-    let filter = filter_of(req)?;
+async fn trends(app: &App, cx: Ctx<'_, Admin>) -> HandlerResult {
+    let days = params::parse_days(query_param(&cx.req, "days").as_deref(), DEFAULT_TREND_DAYS)?;
+    let filter = filter_of(&cx.req)?;
     let window = Window::new(days, app.today());
     let result = load(app, &window, &filter, Need::everything()).await;
     let report = result.map(|loaded| analysis::trends(&window, &filter, &loaded));
@@ -140,15 +138,12 @@ async fn trends(app: &App, meta: &RequestMeta, req: &Request) -> Result<Response
         "total_feedback": report.as_ref().ok().map(|r| r.total_feedback),
         "reads": report.as_ref().ok().map(|r| r.reads),
     });
-    audited(app, meta, &principal, Action::TrendsViewed, details, report).await
+    let report = cx.audit.read(Action::TrendsViewed, details, report).await?;
+    Ok(json_response(StatusCode::OK, &report))
 }
 
-async fn report(app: &App, meta: &RequestMeta, req: &Request) -> Result<Response<Body>, ApiError> {
-    let principal = app
-        .audit
-        .authorize_admin(meta, req, &app.tokens, Action::ReportViewed)
-        .await?;
-    let days = params::parse_days(query_param(req, "days").as_deref(), DEFAULT_REPORT_DAYS)?;
+async fn report(app: &App, cx: Ctx<'_, Admin>) -> HandlerResult {
+    let days = params::parse_days(query_param(&cx.req, "days").as_deref(), DEFAULT_REPORT_DAYS)?;
     let window = Window::new(days, app.today());
     let need = Need {
         previous_window: false,
@@ -162,30 +157,18 @@ async fn report(app: &App, meta: &RequestMeta, req: &Request) -> Result<Response
         "total_feedback": summary.as_ref().ok().map(|s| s.total_feedback),
         "reads": summary.as_ref().ok().map(|s| s.reads),
     });
-    audited(
-        app,
-        meta,
-        &principal,
-        Action::ReportViewed,
-        details,
-        summary,
-    )
-    .await
+    let summary = cx
+        .audit
+        .read(Action::ReportViewed, details, summary)
+        .await?;
+    Ok(json_response(StatusCode::OK, &summary))
 }
 
-async fn analytics(
-    app: &App,
-    meta: &RequestMeta,
-    req: &Request,
-) -> Result<Response<Body>, ApiError> {
-    let principal = app
-        .audit
-        .authorize_admin(meta, req, &app.tokens, Action::TrendsViewed)
-        .await?;
-    let (period, days) = params::parse_period(query_param(req, "period").as_deref())?;
-    let metric = query_param(req, "metric");
+async fn analytics(app: &App, cx: Ctx<'_, Admin>) -> HandlerResult {
+    let (period, days) = params::parse_period(query_param(&cx.req, "period").as_deref())?;
+    let metric = query_param(&cx.req, "metric");
     let metrics = Metric::parse_list(metric.as_deref())?;
-    let filter = filter_of(req)?;
+    let filter = filter_of(&cx.req)?;
     let window = Window::new(days, app.today());
     let need = Need {
         previous_window: true,
@@ -203,27 +186,8 @@ async fn analytics(
         "variant": filter.variant,
         "reads": answer.as_ref().ok().map(|a| a.reads),
     });
-    audited(app, meta, &principal, Action::TrendsViewed, details, answer).await
-}
-
-/// Records the read (its outcome included), then answers with `result`.
-async fn audited<T: serde::Serialize>(
-    app: &App,
-    meta: &RequestMeta,
-    principal: &Principal,
-    action: Action,
-    details: serde_json::Value,
-    result: Result<T, ApiError>,
-) -> Result<Response<Body>, ApiError> {
-    let outcome = if result.is_ok() {
-        Outcome::Success
-    } else {
-        Outcome::Error
-    };
-    app.audit
-        .record_best_effort(meta, principal.username.as_str(), action, outcome, details)
-        .await;
-    Ok(json_response(StatusCode::OK, &result?))
+    let answer = cx.audit.read(Action::TrendsViewed, details, answer).await?;
+    Ok(json_response(StatusCode::OK, &answer))
 }
 
 /// What a route needs read besides the current window's totals.
@@ -260,19 +224,19 @@ async fn load(app: &App, window: &Window, filter: &Filter, need: Need) -> Result
         // One version: its keys are known without asking the day items.
         Some(version) => all_days
             .iter()
-            .map(|d| (key(version, &day_key(*d)), *d))
+            .map(|d| (key(version.as_str(), &format_day(*d)), *d))
             .collect(),
         None => {
             let keys: Vec<(String, Date)> = all_days
                 .iter()
-                .map(|d| (key(ALL_VERSIONS, &day_key(*d)), *d))
+                .map(|d| (key(ALL_VERSIONS, &format_day(*d)), *d))
                 .collect();
             let (items, reads) = read(app, &keys).await?;
             loaded.reads += reads;
             let mut wanted = Vec::new();
             for (item, day) in items {
                 if filter.is_empty() {
-                    loaded.days.insert(day, Tally::of(&item, false));
+                    loaded.days.insert(day, item.tally(false).into());
                 }
                 // Without a filter the totals are the day items' own; version items are
                 // only read for the current window's breakdowns. With a line or an arm,
@@ -283,7 +247,11 @@ async fn load(app: &App, window: &Window, filter: &Filter, need: Need) -> Result
                     true
                 };
                 if versions_needed {
-                    wanted.extend(item.versions.iter().map(|v| (key(v, &day_key(day)), day)));
+                    wanted.extend(
+                        item.versions
+                            .iter()
+                            .map(|v| (key(v, &format_day(day)), day)),
+                    );
                 }
             }
             wanted
@@ -298,13 +266,13 @@ async fn load(app: &App, window: &Window, filter: &Filter, need: Need) -> Result
         if !filter.admits(&item.model_version, &item.line) {
             continue;
         }
-        let tally = Tally::of(&item, filter.ab_only());
+        let tally = Tally::from(item.tally(filter.ab_only()));
         if !filter.is_empty() {
             loaded.days.entry(day).or_default().add(&tally);
         }
         if need.versions && window.is_current(day) {
             loaded.versions.push(VersionDay {
-                ab: Tally::of(&item, true),
+                ab: item.tally(true).into(),
                 model_version: item.model_version,
                 line: item.line,
                 day,

@@ -2,7 +2,8 @@
 //! 422 `invalid_parameter` naming the parameter, never a panic and never ignored.
 
 use inferloop::ApiError;
-use inferloop::store::models::valid_version;
+use inferloop::domain::{InvalidValue, Line, VersionName};
+use inferloop::time::format_day;
 use time::{Date, Duration};
 
 /// `days` of `/admin/trends` and `/admin/report`.
@@ -12,11 +13,15 @@ pub const MAX_DAYS: u32 = 365;
 pub const DEFAULT_TREND_DAYS: u32 = 30;
 /// `/admin/report` without `days`: the seed's weekly summary.
 pub const DEFAULT_REPORT_DAYS: u32 = 7;
-/// The model lines, which are also the A/B arms.
-pub const LINES: [&str; 2] = ["v1", "v2"];
 
 pub fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::unprocessable("invalid_parameter", message)
+}
+
+/// A query parameter the domain type refuses: its message starts with the parameter's
+/// name (`line: must be one of v1, v2, got "v3"`).
+fn invalid_value(err: InvalidValue) -> ApiError {
+    invalid(err.to_string())
 }
 
 /// `days`, or `default` when absent.
@@ -38,11 +43,11 @@ pub fn parse_days(raw: Option<&str>, default: u32) -> Result<u32, ApiError> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Filter {
     /// One model version (`v2.0`).
-    pub model_version: Option<String>,
-    /// The line of the version that answered (`v1`, `v2`), whatever the route.
-    pub line: Option<String>,
+    pub model_version: Option<VersionName>,
+    /// The line of the version that answered, whatever the route.
+    pub line: Option<Line>,
     /// A/B traffic on one arm only: predictions of `/api/ab/predict` answered by this line.
-    pub variant: Option<String>,
+    pub variant: Option<Line>,
 }
 
 impl Filter {
@@ -51,25 +56,19 @@ impl Filter {
         line: Option<&str>,
         variant: Option<&str>,
     ) -> Result<Self, ApiError> {
-        if let Some(version) = model_version
-            && !valid_version(version)
-        {
-            return Err(invalid(format!(
-                "model_version must be a version name (a letter, then letters, digits, \
-                 '.', '-' or '_', at most 64 bytes), got {version:?}"
-            )));
-        }
-        let one_of_lines = |name: &str, value: Option<&str>| match value {
-            Some(v) if !LINES.contains(&v) => Err(invalid(format!(
-                "{name} must be one of {}, got {v:?}",
-                LINES.join(", ")
-            ))),
-            _ => Ok(value.map(str::to_owned)),
-        };
         Ok(Self {
-            model_version: model_version.map(str::to_owned),
-            line: one_of_lines("line", line)?,
-            variant: one_of_lines("variant", variant)?,
+            model_version: model_version
+                .map(|raw| VersionName::parse_named("model_version", raw))
+                .transpose()
+                .map_err(invalid_value)?,
+            line: line
+                .map(|raw| Line::parse_named("line", raw))
+                .transpose()
+                .map_err(invalid_value)?,
+            variant: variant
+                .map(|raw| Line::parse_named("variant", raw))
+                .transpose()
+                .map_err(invalid_value)?,
         })
     }
 
@@ -82,13 +81,13 @@ impl Filter {
         self.variant.is_some()
     }
 
-    /// Whether a version's item (`model_version`, `line`) is covered.
+    /// Whether a version's item (its `model_version` and `line` as stored) is covered.
     pub fn admits(&self, model_version: &str, line: &str) -> bool {
         self.model_version
-            .as_deref()
-            .is_none_or(|v| v == model_version)
-            && self.line.as_deref().is_none_or(|l| l == line)
-            && self.variant.as_deref().is_none_or(|arm| arm == line)
+            .as_ref()
+            .is_none_or(|v| v.as_str() == model_version)
+            && self.line.is_none_or(|l| l.as_str() == line)
+            && self.variant.is_none_or(|arm| arm.as_str() == line)
     }
 }
 
@@ -180,11 +179,11 @@ impl Window {
     }
 
     pub fn dates(&self) -> WindowDates {
-        let first = |days: Vec<Date>| days.first().map(|d| day_key(*d)).unwrap_or_default();
-        let last = |days: Vec<Date>| days.last().map(|d| day_key(*d)).unwrap_or_default();
+        let first = |days: Vec<Date>| days.first().map(|d| format_day(*d)).unwrap_or_default();
+        let last = |days: Vec<Date>| days.last().map(|d| format_day(*d)).unwrap_or_default();
         WindowDates {
             from: first(self.current_days()),
-            to: day_key(self.today),
+            to: format_day(self.today),
             previous_from: first(self.previous_days()),
             previous_to: last(self.previous_days()),
         }
@@ -198,17 +197,6 @@ pub struct WindowDates {
     pub to: String,
     pub previous_from: String,
     pub previous_to: String,
-}
-
-/// `YYYY-MM-DD`, the aggregates' day (written by hand: `format` fails past year 9999 and
-/// a key must never be empty).
-pub fn day_key(day: Date) -> String {
-    format!(
-        "{:04}-{:02}-{:02}",
-        day.year(),
-        u8::from(day.month()),
-        day.day()
-    )
 }
 
 #[cfg(test)]
@@ -240,11 +228,17 @@ mod tests {
     #[test]
     fn filters_are_checked_and_admit_matching_versions() {
         let f = Filter::parse(Some("v2.0"), Some("v2"), None).unwrap();
+        assert_eq!(
+            f.model_version.as_ref().map(VersionName::as_str),
+            Some("v2.0")
+        );
+        assert_eq!((f.line, f.variant), (Some(Line::V2), None));
         assert!(f.admits("v2.0", "v2"));
         assert!(!f.admits("v2.1", "v2"));
         assert!(!f.admits("v2.0", "v1"));
         assert!(!f.ab_only());
         let arm = Filter::parse(None, None, Some("v1")).unwrap();
+        assert_eq!(arm.variant, Some(Line::V1));
         assert!(arm.ab_only() && arm.admits("anything", "v1") && !arm.admits("x", "v2"));
         assert!(Filter::default().is_empty() && Filter::default().admits("x", ""));
         for (mv, line, variant, named) in [
@@ -314,6 +308,9 @@ mod tests {
         let early = Window::new(5, Date::MIN);
         assert_eq!(early.current_days(), [Date::MIN]);
         assert!(early.previous_days().is_empty());
-        assert_eq!(day_key(date!(0031 - 01 - 09)), "0031-01-09");
+        assert_eq!(
+            inferloop::time::format_day(date!(0031 - 01 - 09)),
+            "0031-01-09"
+        );
     }
 }

@@ -9,7 +9,9 @@
 //! Output scale: `f32` in `0.0..=1.0`, 0 = paper, 1 = the darkest ink of the
 //! image, row-major 28×28 (the ONNX input `[1, 1, 28, 28]`).
 
+#[cfg(feature = "decode")]
 use image::{DynamicImage, ImageReader, Limits};
+#[cfg(feature = "decode")]
 use std::io::Cursor;
 
 /// Side of the model input.
@@ -24,6 +26,7 @@ pub const PREPROCESSING_ID: &str = "inferloop-mnist-box20-com28-v1";
 /// Largest accepted width or height (issue 3: larger is 413).
 pub const MAX_SIDE: u32 = 4096;
 /// Decoder allocation cap: a 4096² RGBA8 image plus the decoder's own buffers.
+#[cfg(feature = "decode")]
 const MAX_DECODE_ALLOC: u64 = 160 * 1024 * 1024;
 /// Ink weaker than this share of the strongest ink is paper texture or
 /// compression noise: it neither widens the crop nor reaches the model.
@@ -90,6 +93,7 @@ impl Preprocessed {
     }
 }
 
+#[cfg(feature = "decode")]
 /// Decodes PNG, JPEG, BMP, GIF (first frame) or WebP bytes. The header's size is
 /// checked before any pixel buffer exists, so a decompression bomb costs nothing.
 pub fn decode(bytes: &[u8]) -> Result<DynamicImage, PreprocessError> {
@@ -122,11 +126,13 @@ pub fn decode(bytes: &[u8]) -> Result<DynamicImage, PreprocessError> {
     })
 }
 
+#[cfg(feature = "decode")]
 /// Decode and preprocess in one step: what predict does with an upload.
 pub fn preprocess_bytes(bytes: &[u8]) -> Result<Preprocessed, PreprocessError> {
     preprocess_image(&decode(bytes)?)
 }
 
+#[cfg(feature = "decode")]
 /// Grayscale with transparency composited over white: drawing apps export dark
 /// strokes on a transparent canvas, which would otherwise read as black on black.
 pub fn preprocess_image(image: &DynamicImage) -> Result<Preprocessed, PreprocessError> {
@@ -337,7 +343,7 @@ fn taps(src_len: usize, dst_len: usize) -> Vec<(usize, Vec<f32>)> {
         .collect()
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "decode"))]
 mod tests {
     use super::*;
     use image::{GrayImage, ImageFormat, Luma, LumaA, RgbImage};

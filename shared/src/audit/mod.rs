@@ -54,15 +54,14 @@ pub mod verify;
 use crate::config::AuditSettings;
 use crate::http::RequestMeta;
 use crate::store::{StoreError, n, s, sdk_error};
+use crate::time::format_timestamp;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use hmac::{Hmac, Mac};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use time::format_description::BorrowedFormatItem;
-use time::macros::format_description;
-use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
+use time::OffsetDateTime;
 use tokio::sync::Mutex;
 
 pub use query::AuditReader;
@@ -76,35 +75,6 @@ pub const BY_DAY_INDEX: &str = "by_day";
 pub const SYSTEM_ACTOR_PREFIX: &str = "system:";
 /// The actor stored when a caller has none: the actor is an index key and cannot be empty.
 pub const ANONYMOUS_ACTOR: &str = "anonymous";
-
-/// Fixed width (always 6 fractional digits, always `Z`), so that timestamps sort
-/// lexicographically in the order of time: the indexes sort on them as strings.
-const TIMESTAMP: &[BorrowedFormatItem<'static>] =
-    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
-const TIMESTAMP_WITHOUT_ZONE: &[BorrowedFormatItem<'static>] =
-    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]");
-
-/// `YYYY-MM-DDTHH:MM:SS.ffffffZ` in UTC: RFC 3339, and the one format of every stored
-/// timestamp.
-pub fn format_timestamp(at: OffsetDateTime) -> String {
-    // Formatting fails only for years beyond 9999.
-    at.to_offset(UtcOffset::UTC)
-        .format(TIMESTAMP)
-        .unwrap_or_default()
-}
-
-/// The inverse of [`format_timestamp`]; `None` for anything else.
-pub fn parse_timestamp(text: &str) -> Option<OffsetDateTime> {
-    let local = text.strip_suffix('Z')?;
-    PrimitiveDateTime::parse(local, TIMESTAMP_WITHOUT_ZONE)
-        .ok()
-        .map(PrimitiveDateTime::assume_utc)
-}
-
-/// The current time in the one stored format (see [`format_timestamp`]).
-pub fn now_rfc3339() -> String {
-    format_timestamp(OffsetDateTime::now_utc())
-}
 
 /// Everything that is audited, by the name stored in the `action` attribute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -438,14 +408,6 @@ pub struct AuditTrail {
 #[error("audit entry not written: {0}")]
 pub struct AuditError(#[from] StoreError);
 
-impl From<AuditError> for crate::error::ApiError {
-    fn from(err: AuditError) -> Self {
-        // Nothing may happen that is not recorded: a state change whose entry could not be
-        // written is reported as a dependency failure.
-        Self::dependency(err)
-    }
-}
-
 impl AuditTrail {
     pub fn new(client: Client, settings: AuditSettings) -> Self {
         Self {
@@ -556,30 +518,6 @@ impl AuditTrail {
             tracing::error!(error = %err, action = action.as_str(), "audit entry lost for a read");
         }
     }
-
-    /// The admin calling `req`, or 401/403. A user's attempt at an admin route is itself
-    /// an audit entry (`outcome: denied`) of the action it tried.
-    pub async fn authorize_admin(
-        &self,
-        meta: &RequestMeta,
-        req: &lambda_http::Request,
-        tokens: &crate::auth::TokenKeys,
-        action: Action,
-    ) -> Result<crate::auth::Principal, crate::error::ApiError> {
-        let principal = crate::auth::authenticate(req, tokens)?;
-        if let Err(err) = principal.require_admin() {
-            self.record_best_effort(
-                meta,
-                principal.username.as_str(),
-                action,
-                Outcome::Denied,
-                serde_json::json!({"reason": "not_admin", "path": req.uri().path()}),
-            )
-            .await;
-            return Err(err);
-        }
-        Ok(principal)
-    }
 }
 
 #[cfg(test)]
@@ -664,28 +602,6 @@ mod tests {
         let mut moved_day = item;
         moved_day.insert("day".into(), s("1999-01-01"));
         assert!(SealedEntry::from_item(&moved_day).is_err());
-    }
-
-    #[test]
-    fn timestamps_are_fixed_width_and_sort_as_time() {
-        let at = |s: &str| {
-            OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).unwrap()
-        };
-        let whole = format_timestamp(at("2026-03-01T10:00:00Z"));
-        let fraction = format_timestamp(at("2026-03-01T10:00:00.5Z"));
-        let offset = format_timestamp(at("2026-03-01T12:00:00.000001+02:00"));
-        assert_eq!(whole, "2026-03-01T10:00:00.000000Z");
-        assert_eq!(fraction, "2026-03-01T10:00:00.500000Z");
-        assert_eq!(offset, "2026-03-01T10:00:00.000001Z");
-        assert!(whole < offset && offset < fraction);
-        assert_eq!(now_rfc3339().len(), whole.len());
-        assert_eq!(
-            parse_timestamp(&fraction),
-            Some(at("2026-03-01T10:00:00.5Z"))
-        );
-        for bad in ["2026-03-01", "2026-03-01T10:00:00Z", "x", ""] {
-            assert_eq!(parse_timestamp(bad), None, "{bad}");
-        }
     }
 
     #[test]

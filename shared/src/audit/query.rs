@@ -8,19 +8,15 @@
 //! service's audit rate. Past it, the day key would be sharded (`day#0..day#n`) and the
 //! shards queried in parallel and merged.
 
-use super::{
-    Action, BY_ACTOR_INDEX, BY_DAY_INDEX, Outcome, SYSTEM_ACTOR_PREFIX, format_timestamp,
-    parse_timestamp,
-};
+use super::{Action, BY_ACTOR_INDEX, BY_DAY_INDEX, Outcome, SYSTEM_ACTOR_PREFIX};
 use crate::config::AuditSettings;
+use crate::store::cursor::Resumable;
 use crate::store::{Item, StoreError, n, s, sdk_error};
+use crate::time::TimeRange;
 use aws_sdk_dynamodb::Client;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
-use time::Date;
-use time::OffsetDateTime;
-use time::macros::{format_description, time};
 
 /// Reads the Audit table (the audit-logs function's role is the only one allowed to).
 #[derive(Clone)]
@@ -39,72 +35,6 @@ impl AuditReader {
             hmac_key: settings.hmac_key.clone().into(),
             retention: settings.retention,
         }
-    }
-}
-
-/// An inclusive time window, at most [`TimeRange::MAX_SPAN`] long.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TimeRange {
-    from: OffsetDateTime,
-    to: OffsetDateTime,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RangeError {
-    #[error("from ({from}) is after to ({to})")]
-    Inverted { from: String, to: String },
-    #[error("the range spans more than {max_days} days; ask for a shorter one")]
-    TooLong { max_days: u64 },
-}
-
-impl TimeRange {
-    /// One year and a day: a year-end report fits, and one request cannot walk the
-    /// whole retention period day by day.
-    pub const MAX_SPAN: Duration = Duration::from_secs(366 * 86_400);
-
-    pub fn new(from: OffsetDateTime, to: OffsetDateTime) -> Result<Self, RangeError> {
-        if from > to {
-            return Err(RangeError::Inverted {
-                from: format_timestamp(from),
-                to: format_timestamp(to),
-            });
-        }
-        if to - from > Self::MAX_SPAN {
-            return Err(RangeError::TooLong {
-                max_days: Self::MAX_SPAN.as_secs() / 86_400,
-            });
-        }
-        Ok(Self { from, to })
-    }
-
-    /// The first stored timestamp the range includes.
-    pub fn from_key(&self) -> String {
-        format_timestamp(self.from)
-    }
-
-    /// The last stored timestamp the range includes.
-    pub fn to_key(&self) -> String {
-        format_timestamp(self.to)
-    }
-
-    /// The `day` partitions the range touches, newest first.
-    pub fn days_newest_first(&self) -> Vec<String> {
-        let format = format_description!("[year]-[month]-[day]");
-        let first = self.from.to_offset(time::UtcOffset::UTC).date();
-        let mut day = self.to.to_offset(time::UtcOffset::UTC).date();
-        let mut days = Vec::new();
-        while day >= first {
-            days.push(day.format(format).unwrap_or_default());
-            match day.previous_day() {
-                Some(previous) => day = previous,
-                None => break,
-            }
-        }
-        days
-    }
-
-    fn contains_key(&self, ts: &str) -> bool {
-        (self.from_key().as_str()..=self.to_key().as_str()).contains(&ts)
     }
 }
 
@@ -127,6 +57,18 @@ pub struct Position {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<EntryKey>,
 }
+
+impl Resumable for Position {
+    fn day(&self) -> Option<&str> {
+        self.day.as_deref()
+    }
+    fn last_timestamp(&self) -> Option<&str> {
+        self.after.as_ref().map(|a| a.ts.as_str())
+    }
+}
+
+/// A listing's cursor (see [`crate::store::cursor`]).
+pub type Cursor = crate::store::cursor::Cursor<Position>;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EntryKey {
@@ -152,62 +94,6 @@ impl EntryKey {
                 .ok_or_else(|| StoreError::Corrupt("audit key attribute seq".into()))?,
             ts: text("ts")?,
         })
-    }
-}
-
-/// A listing's cursor: the query it belongs to, its resolved range (a default window
-/// moves with the clock; the pages of one listing must not), and where to resume.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Cursor {
-    /// A fingerprint of the request's own parameters: a cursor is refused by any other query.
-    pub query: String,
-    pub from: String,
-    pub to: String,
-    #[serde(flatten)]
-    pub position: Position,
-}
-
-impl Cursor {
-    pub fn new(query: &str, range: &TimeRange, position: Position) -> Self {
-        Self {
-            query: query.to_owned(),
-            from: range.from_key(),
-            to: range.to_key(),
-            position,
-        }
-    }
-
-    /// The opaque form clients see.
-    pub fn encode(&self) -> String {
-        // Serialising strings and numbers cannot fail.
-        crate::http::encode_cursor(&serde_json::to_string(self).unwrap_or_default())
-    }
-
-    /// The range and position of a decoded cursor, if it was issued for `query` and is
-    /// consistent; `None` for anything else, which callers answer with 400.
-    pub fn resume(text: &str, query: &str, by_actor: bool) -> Option<(TimeRange, Position)> {
-        let cursor: Self = serde_json::from_str(text).ok()?;
-        if cursor.query != query {
-            return None;
-        }
-        let range =
-            TimeRange::new(parse_timestamp(&cursor.from)?, parse_timestamp(&cursor.to)?).ok()?;
-        let position = cursor.position;
-        match (&position.day, by_actor) {
-            (None, true) => {}
-            (Some(day), false) if range.days_newest_first().contains(day) => {}
-            _ => return None,
-        }
-        if let Some(after) = &position.after {
-            let in_day = position
-                .day
-                .as_deref()
-                .is_none_or(|d| after.ts.starts_with(d));
-            if !in_day || !range.contains_key(&after.ts) {
-                return None;
-            }
-        }
-        Some((range, position))
     }
 }
 
@@ -438,135 +324,9 @@ fn next_partition(position: &Position, days: &[String]) -> Option<Position> {
     })
 }
 
-fn invalid_parameter(message: impl Into<String>) -> crate::ApiError {
-    crate::ApiError::unprocessable("invalid_parameter", message)
-}
-
-/// A `from` or `to` parameter: RFC 3339 with any offset, or a date `YYYY-MM-DD`, which
-/// means its first instant as `from` and its last as `to` (UTC).
-pub fn parse_instant(
-    name: &str,
-    raw: &str,
-    end_of_day: bool,
-) -> Result<OffsetDateTime, crate::ApiError> {
-    if let Ok(at) = OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339) {
-        return Ok(at);
-    }
-    if let Ok(date) = Date::parse(raw, format_description!("[year]-[month]-[day]")) {
-        let clock = if end_of_day {
-            time!(23:59:59.999_999)
-        } else {
-            time!(00:00)
-        };
-        return Ok(date.with_time(clock).assume_utc());
-    }
-    Err(invalid_parameter(format!(
-        "{name} must be an RFC 3339 time (2026-03-01T12:00:00Z) or a date (2026-03-01), got {raw:?}"
-    )))
-}
-
-/// The window of `from`..=`to`; without `to`, up to `now`; without `from`, the
-/// `default_window` before `to`. Bad values are 422 `invalid_parameter` naming them.
-pub fn resolve_range(
-    from: Option<&str>,
-    to: Option<&str>,
-    now: OffsetDateTime,
-    default_window: Duration,
-) -> Result<TimeRange, crate::ApiError> {
-    let to = to
-        .map(|raw| parse_instant("to", raw, true))
-        .transpose()?
-        .unwrap_or(now);
-    let from = match from {
-        Some(raw) => parse_instant("from", raw, false)?,
-        None => to - default_window,
-    };
-    TimeRange::new(from, to).map_err(|e| invalid_parameter(e.to_string()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn at(text: &str) -> OffsetDateTime {
-        OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).unwrap()
-    }
-
-    fn range(from: &str, to: &str) -> TimeRange {
-        TimeRange::new(at(from), at(to)).unwrap()
-    }
-
-    #[test]
-    fn ranges_are_ordered_bounded_and_split_into_days() {
-        let r = range("2026-02-27T23:00:00Z", "2026-03-01T01:00:00Z");
-        assert_eq!(
-            r.days_newest_first(),
-            ["2026-03-01", "2026-02-28", "2026-02-27"]
-        );
-        assert_eq!(r.from_key(), "2026-02-27T23:00:00.000000Z");
-        assert!(matches!(
-            TimeRange::new(at("2026-03-02T00:00:00Z"), at("2026-03-01T00:00:00Z")),
-            Err(RangeError::Inverted { .. })
-        ));
-        assert!(TimeRange::new(at("2025-01-01T00:00:00Z"), at("2026-01-02T00:00:00Z")).is_ok());
-        assert!(matches!(
-            TimeRange::new(at("2025-01-01T00:00:00Z"), at("2026-01-02T00:00:01Z")),
-            Err(RangeError::TooLong { max_days: 366 })
-        ));
-        let one_instant = range("2026-03-01T00:00:00Z", "2026-03-01T00:00:00Z");
-        assert_eq!(one_instant.days_newest_first(), ["2026-03-01"]);
-    }
-
-    #[test]
-    fn cursors_resume_only_the_query_they_were_issued_for() {
-        let r = range("2026-03-01T00:00:00Z", "2026-03-02T12:00:00Z");
-        let position = Position {
-            day: Some("2026-03-02".into()),
-            after: Some(EntryKey {
-                chain_id: "01J".into(),
-                seq: 4,
-                ts: "2026-03-02T10:00:00.000000Z".into(),
-            }),
-        };
-        let cursor = Cursor::new("q1", &r, position.clone());
-        let text = serde_json::to_string(&cursor).unwrap();
-        assert_eq!(
-            Cursor::resume(&text, "q1", false),
-            Some((r.clone(), position.clone()))
-        );
-        assert_eq!(Cursor::resume(&text, "q2", false), None, "another query");
-        assert_eq!(Cursor::resume(&text, "q1", true), None, "another index");
-        assert_eq!(Cursor::resume("{", "q1", false), None);
-
-        let outside = |edit: fn(&mut Cursor)| {
-            let mut c = Cursor::new("q1", &r, position.clone());
-            edit(&mut c);
-            Cursor::resume(&serde_json::to_string(&c).unwrap(), "q1", false)
-        };
-        assert_eq!(
-            outside(|c| c.position.day = Some("2026-03-03".into())),
-            None
-        );
-        assert_eq!(
-            outside(
-                |c| c.position.after.as_mut().unwrap().ts = "2026-03-02T13:00:00.000000Z".into()
-            ),
-            None
-        );
-        assert_eq!(
-            outside(
-                |c| c.position.after.as_mut().unwrap().ts = "2026-03-01T10:00:00.000000Z".into()
-            ),
-            None,
-            "a key outside its day"
-        );
-        assert_eq!(outside(|c| c.from = "yesterday".into()), None);
-        assert_eq!(
-            outside(|c| c.from = "2024-01-01T00:00:00.000000Z".into()),
-            None
-        );
-        assert!(outside(|c| c.position.after = None).is_some());
-    }
 
     #[test]
     fn listings_walk_days_from_newest_to_oldest() {

@@ -20,9 +20,10 @@
 //! [`Link`]; the links are then checked together ([`check_links`]). [`verify_chain`]
 //! does both over a list of items; [`AuditReader::verify`] reads the chains around it.
 
-use super::query::{AuditReader, TimeRange};
+use super::query::AuditReader;
 use super::{BY_DAY_INDEX, SealedEntry};
 use crate::store::{Item, StoreError, n, s, sdk_error};
+use crate::time::TimeRange;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -332,15 +333,6 @@ pub enum VerifyError {
     /// The range holds more entries than one check may hold in memory.
     #[error("the range holds more than {0} audit entries; verify it in shorter ranges")]
     TooLarge(u64),
-}
-
-impl From<VerifyError> for crate::error::ApiError {
-    fn from(err: VerifyError) -> Self {
-        match err {
-            VerifyError::Store(err) => err.into(),
-            VerifyError::TooLarge(_) => Self::unprocessable("range_too_large", err.to_string()),
-        }
-    }
 }
 
 /// A report lists at most this many problems: a wholesale rewrite should not produce a

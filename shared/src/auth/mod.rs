@@ -59,10 +59,3 @@ pub fn authenticate(req: &Request, keys: &TokenKeys) -> Result<Principal, ApiErr
         })?;
     keys.verify(token)
 }
-
-/// The caller, who must be an admin: 401 without a valid token, 403 with a user's.
-pub fn authenticate_admin(req: &Request, keys: &TokenKeys) -> Result<Principal, ApiError> {
-    let principal = authenticate(req, keys)?;
-    principal.require_admin()?;
-    Ok(principal)
-}

@@ -4,9 +4,9 @@ use crate::auth::Principal;
 use crate::config::AuthSettings;
 use crate::domain::{Role, Username};
 use crate::error::ApiError;
+use crate::time::now_secs;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Seconds of clock skew tolerated between the issuing and the verifying function.
 const LEEWAY_SECS: u64 = 30;
@@ -116,13 +116,6 @@ impl TokenKeys {
             token_id: claims.jti,
         })
     }
-}
-
-pub fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use tract_nnef::prelude::*;
 /// The input shape every line is loaded with.
 pub const INPUT_SHAPE: [usize; 4] = [1, 1, SIDE, SIDE];
 /// Number of classes (digits).
-pub const CLASSES: usize = 10;
+pub use crate::domain::CLASSES;
 
 type Plan = Arc<TypedRunnableModel>;
 
@@ -249,8 +249,9 @@ mod tests {
     #[cfg(feature = "train")]
     #[test]
     fn onnx_garbage_is_refused_and_conversion_is_deterministic() {
+        use crate::domain::Line;
         use crate::model::nn::{Network, Rng};
-        use crate::model::train::{Line, architecture};
+        use crate::model::train::architecture;
         assert!(matches!(
             onnx_to_nnef(b"not onnx"),
             Err(InferError::Load(_))

@@ -186,9 +186,10 @@ fn value_info(name: &str, dims: &[Option<usize>]) -> pb::ValueInfoProto {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Line;
     use crate::model::infer::{Model, onnx_to_nnef};
     use crate::model::nn::Rng;
-    use crate::model::train::{Line, architecture};
+    use crate::model::train::architecture;
 
     /// Random (untrained) networks of both lines, written and read back by tract:
     /// tract's logits must equal the trainer's forward pass.

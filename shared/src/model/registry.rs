@@ -9,10 +9,12 @@
 //! within that time, without a redeploy. Versions no line points to any more are dropped.
 
 use super::infer::{InferError, Model};
+#[cfg(feature = "train")]
+use crate::domain::VersionName;
 use crate::store::StoreError;
 use crate::store::models::{ModelStore, ProductionPointer};
 #[cfg(feature = "train")]
-use crate::store::models::{ModelVersion, Stage, valid_version};
+use crate::store::models::{ModelVersion, Stage};
 #[cfg(feature = "train")]
 use aws_sdk_s3::primitives::ByteStream;
 use sha2::{Digest, Sha256};
@@ -59,14 +61,6 @@ pub enum RegistryError {
     Load(#[from] InferError),
     #[error("invalid artifacts: {0}")]
     InvalidArtifacts(String),
-}
-
-impl From<RegistryError> for crate::error::ApiError {
-    fn from(err: RegistryError) -> Self {
-        // Every registry failure means "no model to serve": a dependency failure, with
-        // the detail in the log only.
-        Self::dependency(err)
-    }
 }
 
 /// A loaded, checked model version.
@@ -434,12 +428,10 @@ pub async fn publish(
                 RegistryError::InvalidArtifacts(format!("manifest has no metrics.{field}"))
             })
     };
-    let version = text("version")?;
-    if !valid_version(&version) {
-        return Err(RegistryError::InvalidArtifacts(format!(
-            "{version:?} is not a valid version name"
-        )));
-    }
+    let version = VersionName::parse(&text("version")?)
+        .map_err(|e| RegistryError::InvalidArtifacts(e.to_string()))?
+        .as_str()
+        .to_owned();
     let sha256 = hex::encode(Sha256::digest(&artifacts.onnx));
     if text("sha256")? != sha256 {
         return Err(RegistryError::InvalidArtifacts(

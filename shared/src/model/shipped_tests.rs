@@ -7,7 +7,8 @@ use super::dataset::{self, Dataset, Split};
 use super::infer::{Model, onnx_to_nnef};
 use super::nn::Rng;
 use super::preprocess::preprocess_bytes;
-use super::train::{self, Line, Manifest, Reference};
+use super::train::{self, Manifest, Reference};
+use crate::domain::Line;
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -29,7 +30,7 @@ fn data() -> &'static Dataset {
 }
 
 fn shipped(line: Line) -> (Vec<u8>, Manifest, Reference) {
-    let dir = root().join("models").join(line.name());
+    let dir = root().join("models").join(line.as_str());
     let read = |name: &str| {
         std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("{}/{name}: {e}", dir.display()))
     };
@@ -125,7 +126,7 @@ fn user_like_accuracy(line: Line) -> f64 {
     let accuracy = f64::from(right) / f64::from(total);
     println!(
         "{} on {total} user-like images ({jpegs} JPEG): {:.2} %",
-        line.name(),
+        line.as_str(),
         100.0 * accuracy
     );
     assert!(jpegs > total / 4 && total > 300);

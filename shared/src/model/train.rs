@@ -7,38 +7,18 @@
 //! machine's core count does not change a single bit.
 
 use super::dataset::{Dataset, Split};
-use super::infer::{CLASSES, Model, Prediction, entropy};
+use super::infer::{Model, Prediction, entropy};
 use super::nn::{Adam, Layer, Network, Rng};
 use super::onnx;
 use super::preprocess::{INPUT_LEN, InputFeatures, PREPROCESSING_ID, SIDE, preprocess_gray};
+use crate::domain::{CLASSES, Line};
+use crate::stats::SplitMetrics;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::time::Instant;
 
-/// A model line: the architecture a version belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Line {
-    V1,
-    V2,
-}
-
+/// What training needs to know of each line.
 impl Line {
-    pub fn name(self) -> &'static str {
-        match self {
-            Line::V1 => "v1",
-            Line::V2 => "v2",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "v1" => Some(Line::V1),
-            "v2" => Some(Line::V2),
-            _ => None,
-        }
-    }
-
     /// The accuracy on the test split a shipped model of this line must reach.
     pub fn target_accuracy(self) -> f64 {
         match self {
@@ -362,62 +342,6 @@ fn argmax(values: &[f32]) -> usize {
         .0
 }
 
-/// Classification metrics over one labelled set.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Metrics {
-    pub split: String,
-    pub samples: usize,
-    pub accuracy: f64,
-    pub macro_f1: f64,
-    pub per_class_recall: Vec<f64>,
-    pub per_class_precision: Vec<f64>,
-    /// `confusion_matrix[true][predicted]`.
-    pub confusion_matrix: Vec<Vec<u32>>,
-}
-
-impl Metrics {
-    pub fn from_pairs(split: &str, pairs: impl IntoIterator<Item = (u8, u8)>) -> Self {
-        let mut confusion = vec![vec![0u32; CLASSES]; CLASSES];
-        let mut samples = 0;
-        for (truth, predicted) in pairs {
-            if usize::from(truth) < CLASSES && usize::from(predicted) < CLASSES {
-                confusion[usize::from(truth)][usize::from(predicted)] += 1;
-                samples += 1;
-            }
-        }
-        let ratio = |a: u32, b: u32| {
-            if b == 0 {
-                0.0
-            } else {
-                f64::from(a) / f64::from(b)
-            }
-        };
-        let diagonal: u32 = (0..CLASSES).map(|c| confusion[c][c]).sum();
-        let recall: Vec<f64> = (0..CLASSES)
-            .map(|c| ratio(confusion[c][c], confusion[c].iter().sum()))
-            .collect();
-        let precision: Vec<f64> = (0..CLASSES)
-            .map(|c| ratio(confusion[c][c], (0..CLASSES).map(|t| confusion[t][c]).sum()))
-            .collect();
-        let f1 = recall.iter().zip(&precision).map(|(r, p)| {
-            if r + p > 0.0 {
-                2.0 * r * p / (r + p)
-            } else {
-                0.0
-            }
-        });
-        Self {
-            split: split.to_owned(),
-            samples,
-            accuracy: ratio(diagonal, samples as u32),
-            macro_f1: f1.sum::<f64>() / CLASSES as f64,
-            per_class_recall: recall,
-            per_class_precision: precision,
-            confusion_matrix: confusion,
-        }
-    }
-}
-
 /// The DESIGN.md §6a features of every test image, column by column (the form
 /// the drift tests consume), in the test split's order.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -459,7 +383,7 @@ impl Reference {
 pub fn evaluate(
     model: &Model,
     dataset: &Dataset,
-) -> Result<(Metrics, Reference), super::infer::InferError> {
+) -> Result<(SplitMetrics, Reference), super::infer::InferError> {
     let mut pairs = Vec::new();
     let mut reference = Reference {
         split: "test".into(),
@@ -475,12 +399,8 @@ pub fn evaluate(
         reference.push(&pre.features, &prediction);
         pairs.push((dataset.label(index), prediction.digit));
     }
-    let mut metrics = Metrics::from_pairs("test", pairs.iter().copied());
     // Misses (u8::MAX) are not in the matrix, but count against accuracy.
-    metrics.samples = pairs.len();
-    let right = pairs.iter().filter(|(t, p)| t == p).count();
-    metrics.accuracy = right as f64 / pairs.len().max(1) as f64;
-    Ok((metrics, reference))
+    Ok((SplitMetrics::from_pairs("test", pairs), reference))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -517,7 +437,7 @@ pub struct Manifest {
     pub training: TrainParams,
     pub trainer: String,
     pub dataset: DatasetInfo,
-    pub metrics: Metrics,
+    pub metrics: SplitMetrics,
 }
 
 pub struct Artifacts {
@@ -637,17 +557,6 @@ pub fn user_like_image(dataset: &Dataset, index: usize, rng: &mut Rng) -> (Vec<u
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn metrics_of_a_known_confusion() {
-        let pairs = [(0, 0), (0, 0), (0, 1), (1, 1), (2, 2), (2, 1)];
-        let m = Metrics::from_pairs("x", pairs);
-        assert_eq!(m.samples, 6);
-        assert!((m.accuracy - 4.0 / 6.0).abs() < 1e-12);
-        assert!((m.per_class_recall[0] - 2.0 / 3.0).abs() < 1e-12);
-        assert!((m.per_class_precision[1] - 1.0 / 3.0).abs() < 1e-12);
-        assert_eq!(m.confusion_matrix[2][1], 1);
-    }
 
     #[test]
     fn augmentation_is_deterministic_and_keeps_the_digit() {

@@ -9,7 +9,7 @@ use std::ops::AddAssign;
 use serde::{Deserialize, Serialize};
 
 /// Digits 0–9.
-pub const NUM_CLASSES: usize = 10;
+pub const NUM_CLASSES: usize = crate::domain::CLASSES;
 
 /// Counts of (true label, predicted label) pairs, indexed `[true][predicted]`.
 ///
@@ -177,6 +177,48 @@ impl AddAssign for Confusion {
     }
 }
 
+/// One labelled set's metrics as a model's manifest keeps them (`manifest.json`'s
+/// `metrics`): what training reports and what a promotion gate reads back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SplitMetrics {
+    pub split: String,
+    pub samples: usize,
+    pub accuracy: f64,
+    pub macro_f1: f64,
+    pub per_class_recall: Vec<f64>,
+    pub per_class_precision: Vec<f64>,
+    /// `confusion_matrix[true][predicted]`.
+    pub confusion_matrix: Confusion,
+}
+
+impl SplitMetrics {
+    /// The metrics of `confusion`, over `samples` samples: more than the matrix holds
+    /// when some could not be classified at all, and those count against accuracy.
+    pub fn new(split: &str, confusion: Confusion, samples: usize) -> Self {
+        let per_class = confusion.per_class();
+        Self {
+            split: split.to_owned(),
+            samples,
+            accuracy: ratio(confusion.correct(), samples as u64),
+            macro_f1: confusion.macro_f1(),
+            per_class_recall: per_class.iter().map(|m| m.recall).collect(),
+            per_class_precision: per_class.iter().map(|m| m.precision).collect(),
+            confusion_matrix: confusion,
+        }
+    }
+
+    /// The metrics of `(true_label, predicted)` pairs, each one sample.
+    pub fn from_pairs(split: &str, pairs: impl IntoIterator<Item = (u8, u8)>) -> Self {
+        let mut confusion = Confusion::new();
+        let mut samples = 0;
+        for (truth, predicted) in pairs {
+            confusion.add(truth, predicted);
+            samples += 1;
+        }
+        Self::new(split, confusion, samples)
+    }
+}
+
 /// `num / den` as f64, 0 when `den` is 0 (scikit-learn's `zero_division=0`).
 fn ratio(num: u64, den: u64) -> f64 {
     ratio_f64(num as f64, den as f64)
@@ -189,6 +231,21 @@ fn ratio_f64(num: f64, den: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn split_metrics_of_a_known_confusion() {
+        let pairs = [(0, 0), (0, 0), (0, 1), (1, 1), (2, 2), (2, 1)];
+        let m = SplitMetrics::from_pairs("x", pairs);
+        assert_eq!(m.samples, 6);
+        assert!((m.accuracy - 4.0 / 6.0).abs() < 1e-12);
+        assert!((m.per_class_recall[0] - 2.0 / 3.0).abs() < 1e-12);
+        assert!((m.per_class_precision[1] - 1.0 / 3.0).abs() < 1e-12);
+        assert_eq!(m.confusion_matrix.count(2, 1), 1);
+        // A sample that could not be classified (no digit) counts against accuracy.
+        let missed = SplitMetrics::from_pairs("x", [(3, 3), (3, u8::MAX)]);
+        assert_eq!((missed.samples, missed.accuracy), (2, 0.5));
+        assert_eq!(missed.confusion_matrix.total(), 1);
+    }
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() < 1e-4

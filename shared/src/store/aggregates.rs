@@ -16,17 +16,29 @@
 //! - `route_<r>_total`, `route_<r>_correct` for r in v1, v2, ab, production;
 //! - for A/B traffic also `ab_total`, `ab_correct`, `ab_pred_<d>`, `ab_cm_<t>_<p>`, so a
 //!   trend can be restricted to one A/B arm (the arm is the version's line).
+//!
+//! [`FeedbackCounts::counters`] writes these names; [`Counters::tally`] reads the ones
+//! a trend counts back into numbers.
 
 use super::{Item, StoreError, get_s, s, sdk_error};
+use crate::domain::CLASSES;
+use crate::retry::Backoff;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Update};
 use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
-pub const CLASSES: usize = 10;
 /// The routes predictions come from (predict's routes).
 pub const ROUTES: [&str; 4] = ["v1", "v2", "ab", "production"];
 /// BatchGetItem takes at most 100 keys.
 const BATCH: usize = 100;
+/// Unprocessed keys mean throttling: back off before asking again.
+const UNPROCESSED_RETRIES: Backoff = Backoff {
+    base: Duration::from_millis(25),
+    cap: Duration::from_millis(400),
+    max_attempts: 20,
+    budget: Duration::from_secs(5),
+};
 /// The all-versions key prefix.
 pub const ALL_VERSIONS: &str = "*";
 
@@ -134,6 +146,52 @@ impl Counters {
     pub fn get(&self, name: &str) -> u64 {
         self.values.get(name).copied().unwrap_or(0)
     }
+
+    /// The item's counts, read from the names [`FeedbackCounts::counters`] writes:
+    /// `total`, `correct`, `pred_<d>` and `cm_<t>_<p>`; with `ab_only`, from their `ab_`
+    /// forms, the item's A/B traffic only. Other names (`labelled`, `route_*`, a digit
+    /// outside 0–9) count for nothing here.
+    pub fn tally(&self, ab_only: bool) -> CounterTally {
+        let mut tally = CounterTally::default();
+        for (name, &value) in &self.values {
+            let name = if ab_only {
+                match name.strip_prefix("ab_") {
+                    Some(rest) => rest,
+                    None => continue,
+                }
+            } else {
+                name.as_str()
+            };
+            if name == "total" {
+                tally.total = value;
+            } else if name == "correct" {
+                tally.correct = value;
+            } else if let Some(d) = name.strip_prefix("pred_").and_then(digit) {
+                tally.predicted[d] = value;
+            } else if let Some((t, p)) = name.strip_prefix("cm_").and_then(|r| r.split_once('_'))
+                && let (Some(t), Some(p)) = (digit(t), digit(p))
+            {
+                tally.confusion[t][p] = value;
+            }
+        }
+        tally
+    }
+}
+
+/// One item's counters by what they count (see [`Counters::tally`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CounterTally {
+    pub total: u64,
+    pub correct: u64,
+    /// Feedback per predicted digit.
+    pub predicted: [u64; CLASSES],
+    /// Labelled feedback, `[true][predicted]`.
+    pub confusion: [[u64; CLASSES]; CLASSES],
+}
+
+/// A digit of a counter name (`7` of `pred_7`); `None` for anything else.
+fn digit(text: &str) -> Option<usize> {
+    text.parse::<usize>().ok().filter(|&d| d < CLASSES)
 }
 
 fn counters_from_item(item: &Item) -> Result<Counters, StoreError> {
@@ -195,17 +253,11 @@ impl AggregateStore {
                 .iter()
                 .map(|k| HashMap::from([("key".to_owned(), s(k))]))
                 .collect();
-            let mut attempt = 0u32;
+            let mut schedule = UNPROCESSED_RETRIES.schedule();
+            let mut asked = false;
             while !pending.is_empty() {
-                if attempt > 0 {
-                    // Unprocessed keys mean throttling: back off before asking again.
-                    tokio::time::sleep(std::time::Duration::from_millis(
-                        25 * u64::from(attempt.min(8)),
-                    ))
-                    .await;
-                }
-                attempt += 1;
-                if attempt > 20 {
+                if std::mem::replace(&mut asked, true) && schedule.wait(None).await.is_err() {
+                    // Unprocessed keys mean throttling: the backoff gave it its budget.
                     return Err(StoreError::Dynamo(
                         "BatchGetItem kept returning unprocessed keys".into(),
                     ));
@@ -303,5 +355,110 @@ mod tests {
             ("total".to_owned(), AttributeValue::N("-1".into())),
         ]);
         assert!(counters_from_item(&bad).is_err());
+    }
+
+    fn counters(pairs: &[(&str, u64)]) -> Counters {
+        Counters {
+            values: pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+            ..Counters::default()
+        }
+    }
+
+    #[test]
+    fn tallies_read_plain_or_ab_counters() {
+        let c = counters(&[
+            ("total", 5),
+            ("correct", 3),
+            ("labelled", 4),
+            ("pred_7", 4),
+            ("pred_1", 1),
+            ("cm_7_7", 3),
+            ("cm_2_7", 1),
+            ("route_ab_total", 2),
+            ("ab_total", 2),
+            ("ab_correct", 1),
+            ("ab_pred_7", 2),
+            ("ab_cm_7_7", 1),
+            // Not counters of ours: ignored, never a panic.
+            ("pred_10", 9),
+            ("cm_7", 9),
+            ("cm_x_1", 9),
+        ]);
+        let all = c.tally(false);
+        assert_eq!((all.total, all.correct), (5, 3));
+        assert_eq!(all.predicted[7], 4);
+        assert_eq!(all.predicted[1], 1);
+        assert_eq!(all.confusion[7][7], 3);
+        assert_eq!(all.confusion[2][7], 1);
+        assert_eq!(all.confusion.iter().flatten().sum::<u64>(), 4);
+        let ab = c.tally(true);
+        assert_eq!((ab.total, ab.correct), (2, 1));
+        assert_eq!(ab.predicted, {
+            let mut p = [0; CLASSES];
+            p[7] = 2;
+            p
+        });
+        assert_eq!(ab.confusion[7][7], 1);
+        assert_eq!(ab.confusion.iter().flatten().sum::<u64>(), 1);
+        assert_eq!(Counters::default().tally(false), CounterTally::default());
+    }
+
+    /// What the `ADD`s of `feedback` leave on one item.
+    fn written(feedback: &[FeedbackCounts]) -> Counters {
+        let mut values = BTreeMap::new();
+        for f in feedback {
+            for name in f.counters() {
+                *values.entry(name).or_insert(0) += 1;
+            }
+        }
+        Counters {
+            values,
+            ..Counters::default()
+        }
+    }
+
+    /// The same feedback counted directly.
+    fn expected(feedback: &[FeedbackCounts]) -> CounterTally {
+        let mut tally = CounterTally::default();
+        for f in feedback {
+            tally.total += 1;
+            tally.correct += u64::from(f.correct);
+            tally.predicted[usize::from(f.predicted)] += 1;
+            if let Some(t) = f.true_label {
+                tally.confusion[usize::from(t)][usize::from(f.predicted)] += 1;
+            }
+        }
+        tally
+    }
+
+    #[test]
+    fn the_names_written_are_the_names_read() {
+        // Every route (and one that is none of them), correct, wrong with a label, and
+        // wrong without one, on a different digit each time.
+        let mut feedback = Vec::new();
+        for (i, route) in ROUTES.into_iter().chain(["unknown"]).enumerate() {
+            let d = i as u8;
+            for (predicted, correct, true_label) in [
+                (d, true, Some(d)),
+                (d + 1, false, Some(9 - d)),
+                (d + 2, false, None),
+            ] {
+                feedback.push(FeedbackCounts {
+                    predicted,
+                    true_label,
+                    ..counts(route, correct, None)
+                });
+            }
+        }
+        let item = written(&feedback);
+        assert_eq!(item.tally(false), expected(&feedback));
+        let ab: Vec<FeedbackCounts> = feedback
+            .iter()
+            .filter(|f| f.route == "ab")
+            .cloned()
+            .collect();
+        assert_eq!(ab.len(), 3);
+        assert_eq!(item.tally(true), expected(&ab));
+        assert_eq!(written(&[]).tally(true), CounterTally::default());
     }
 }

@@ -5,8 +5,12 @@
 //! Listings query the `by_day` and `by_user` indexes, never scan.
 
 use super::aggregates::FeedbackCounts;
+use super::cursor::Resumable;
 use super::predictions::PredictionRecord;
 use super::{Item, StoreError, get_s, n, s, sdk_error};
+use crate::domain::{Username, VersionName};
+use crate::retry::{Backoff, Step};
+use crate::time::day_of;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -17,7 +21,12 @@ pub const BY_DAY_INDEX: &str = "by_day";
 pub const BY_USER_INDEX: &str = "by_user";
 /// Transactions on the same counters conflict under load (TransactionConflict); each
 /// attempt is all-or-nothing, so retrying is safe.
-const TRANSACTION_ATTEMPTS: u32 = 8;
+const TRANSACTION_RETRIES: Backoff = Backoff {
+    base: Duration::from_millis(10),
+    cap: Duration::from_millis(200),
+    max_attempts: 8,
+    budget: Duration::from_secs(3),
+};
 
 /// A feedback as submitted, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,8 +78,9 @@ pub struct FeedbackItem {
     pub model_version: String,
     pub line: String,
     pub route: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
+    /// The prediction's A/B arm (`/api/ab/predict` only); `variant` in the listing.
+    #[serde(rename = "variant", skip_serializing_if = "Option::is_none")]
+    pub ab_arm: Option<String>,
 }
 
 /// What a submission did.
@@ -85,17 +95,17 @@ pub enum Submission {
 /// as `TimeRange::from_key`/`to_key` give them), inclusive.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FeedbackFilter {
-    pub username: Option<String>,
+    pub username: Option<Username>,
     pub from: String,
     pub to: String,
-    pub model_version: Option<String>,
+    pub model_version: Option<VersionName>,
     pub correct: Option<bool>,
 }
 
 pub struct FeedbackPage {
     pub items: Vec<FeedbackItem>,
-    /// Opaque position to resume after the last item; `None` at the end.
-    pub next: Option<String>,
+    /// Where the next page starts; `None` at the end.
+    pub next: Option<Position>,
 }
 
 pub struct FeedbackStore {
@@ -103,10 +113,6 @@ pub struct FeedbackStore {
     table: String,
     aggregates_table: String,
     predictions_table: String,
-}
-
-fn day_of(timestamp: &str) -> &str {
-    timestamp.get(..10).unwrap_or(timestamp)
 }
 
 impl FeedbackStore {
@@ -161,7 +167,7 @@ impl FeedbackStore {
             model_version: prediction.model_version.clone(),
             line: prediction.line.clone(),
             route: prediction.route.clone(),
-            variant: prediction.variant.clone(),
+            ab_arm: prediction.ab_arm.clone(),
         };
         let label = feedback.known_label(prediction.digit);
         let counts = FeedbackCounts {
@@ -200,109 +206,106 @@ impl FeedbackStore {
             items.push(TransactWriteItem::builder().update(mark).build());
         }
 
-        for attempt in 1..=TRANSACTION_ATTEMPTS {
-            let result = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items.clone()))
-                .send()
-                .await;
-            match result {
-                Ok(_) => return Ok(Submission::Created),
-                Err(err) => match cancellation(&err) {
-                    Cancelled::FeedbackExists => {
-                        return match self.get(&feedback.prediction_id).await? {
-                            Some(existing) => Ok(Submission::Exists(Box::new(existing))),
-                            // Deleted in between: treat as a conflict the client can retry.
-                            None => Err(StoreError::Conflict),
-                        };
-                    }
-                    Cancelled::PredictionMissing => return Err(StoreError::NotFound),
-                    Cancelled::Conflict if attempt < TRANSACTION_ATTEMPTS => {
-                        let jitter = u64::from(rand_jitter()) % 20;
-                        tokio::time::sleep(Duration::from_millis(10 * u64::from(attempt) + jitter))
-                            .await;
-                    }
-                    _ => return Err(sdk_error(err)),
-                },
-            }
+        /// How one attempt ended, when it did not write.
+        enum Refused {
+            FeedbackExists,
+            PredictionMissing,
+            Failed(StoreError),
         }
-        Err(StoreError::Dynamo(
-            "feedback transaction kept conflicting".into(),
-        ))
+        let attempt = TRANSACTION_RETRIES
+            .run(|_| {
+                let send = self
+                    .client
+                    .transact_write_items()
+                    .set_transact_items(Some(items.clone()))
+                    .send();
+                async move {
+                    match send.await {
+                        Ok(_) => Step::Done(()),
+                        Err(err) => match cancellation(&err) {
+                            Cancelled::FeedbackExists => Step::Fail(Refused::FeedbackExists),
+                            Cancelled::PredictionMissing => Step::Fail(Refused::PredictionMissing),
+                            Cancelled::Conflict => Step::Retry(Refused::Failed(
+                                StoreError::Dynamo("feedback transaction kept conflicting".into()),
+                            )),
+                            Cancelled::Other => Step::Fail(Refused::Failed(sdk_error(err))),
+                        },
+                    }
+                }
+            })
+            .await;
+        match attempt.map_err(|stopped| stopped.error) {
+            Ok(()) => Ok(Submission::Created),
+            Err(Refused::FeedbackExists) => match self.get(&feedback.prediction_id).await? {
+                Some(existing) => Ok(Submission::Exists(Box::new(existing))),
+                // Deleted in between: treat as a conflict the client can retry.
+                None => Err(StoreError::Conflict),
+            },
+            Err(Refused::PredictionMissing) => Err(StoreError::NotFound),
+            Err(Refused::Failed(err)) => Err(err),
+        }
     }
 
-    /// Feedback in the filter's days, newest first, `limit` at most, resuming after
-    /// `after` (a position from an earlier page). Served by `by_user` when a username is
-    /// given, else by `by_day`, one day partition after the other.
+    /// Feedback in the filter's range, newest first, `limit` at most, from `start` (a
+    /// position from an earlier page's [`FeedbackCursor`]). Served by `by_user` when a
+    /// username is given, else by `by_day`, one day partition after the other.
     pub async fn list(
         &self,
         filter: &FeedbackFilter,
         limit: u32,
-        after: Option<&str>,
+        start: Option<Position>,
     ) -> Result<FeedbackPage, StoreError> {
-        let position = after.map(Position::parse).transpose()?;
         let mut items = Vec::new();
-        match &filter.username {
-            Some(username) => {
-                let start = position.and_then(|p| p.start_key(&("username", username.as_str())));
-                let (found, next) = self
-                    .query(BY_USER_INDEX, ("username", username), filter, limit, start)
-                    .await?;
-                items.extend(found);
+        if let Some(username) = &filter.username {
+            let start_key = start.and_then(|p| p.start_key(("username", username.as_str())));
+            let (found, next) = self
+                .query(
+                    BY_USER_INDEX,
+                    ("username", username.as_str()),
+                    filter,
+                    limit,
+                    start_key,
+                )
+                .await?;
+            return Ok(FeedbackPage {
+                items: found,
+                next: next.map(|after| Position {
+                    day: None,
+                    after: Some(after),
+                }),
+            });
+        }
+        let first_day = day_of(&filter.from).to_owned();
+        let mut position = start.unwrap_or_else(|| Position {
+            day: Some(day_of(&filter.to).to_owned()),
+            after: None,
+        });
+        while let Some(day) = position.day.clone().filter(|d| *d >= first_day) {
+            let want = limit.saturating_sub(items.len() as u32);
+            let start_key = position.start_key(("day", day.as_str()));
+            let (found, next) = self
+                .query(BY_DAY_INDEX, ("day", &day), filter, want, start_key)
+                .await?;
+            items.extend(found);
+            if let Some(after) = next {
                 return Ok(FeedbackPage {
-                    next: next.map(|(id, at)| Position { day: None, id, at }.encode()),
                     items,
+                    next: Some(Position {
+                        day: Some(day),
+                        after: Some(after),
+                    }),
                 });
             }
-            None => {
-                let first_day = day_of(&filter.from).to_owned();
-                let mut day = match &position {
-                    Some(p) => p
-                        .day
-                        .clone()
-                        .unwrap_or_else(|| day_of(&filter.to).to_owned()),
-                    None => day_of(&filter.to).to_owned(),
-                };
-                let mut start = position.and_then(|p| p.start_key(&("day", day.as_str())));
-                while day >= first_day {
-                    let want = limit.saturating_sub(items.len() as u32);
-                    let (found, next) = self
-                        .query(BY_DAY_INDEX, ("day", &day), filter, want, start.take())
-                        .await?;
-                    items.extend(found);
-                    if let Some((id, at)) = next {
-                        return Ok(FeedbackPage {
-                            items,
-                            next: Some(
-                                Position {
-                                    day: Some(day),
-                                    id,
-                                    at,
-                                }
-                                .encode(),
-                            ),
-                        });
-                    }
-                    let Some(previous) = previous_day(&day) else {
-                        break;
-                    };
-                    day = previous;
-                    if items.len() as u32 >= limit {
-                        // The page is full exactly at a day's end: resume at the next day.
-                        return Ok(FeedbackPage {
-                            items,
-                            next: (day >= first_day).then(|| {
-                                Position {
-                                    day: Some(day),
-                                    id: String::new(),
-                                    at: String::new(),
-                                }
-                                .encode()
-                            }),
-                        });
-                    }
-                }
+            position = Position {
+                day: previous_day(&day).filter(|d| *d >= first_day),
+                after: None,
+            };
+            if items.len() as u32 >= limit {
+                // The page is full exactly at a day's end: resume at the next day.
+                return Ok(FeedbackPage {
+                    items,
+                    next: position.day.is_some().then_some(position),
+                });
             }
         }
         Ok(FeedbackPage { items, next: None })
@@ -317,7 +320,7 @@ impl FeedbackStore {
         filter: &FeedbackFilter,
         limit: u32,
         mut start: Option<Item>,
-    ) -> Result<(Vec<FeedbackItem>, Option<(String, String)>), StoreError> {
+    ) -> Result<(Vec<FeedbackItem>, Option<FeedbackKey>), StoreError> {
         let mut out = Vec::new();
         if limit == 0 {
             return Ok((out, None));
@@ -344,7 +347,7 @@ impl FeedbackStore {
                 .limit(i32::try_from(limit - out.len() as u32).unwrap_or(i32::MAX))
                 .set_exclusive_start_key(start.take());
             if let Some(version) = &filter.model_version {
-                q = q.expression_attribute_values(":mv", s(version));
+                q = q.expression_attribute_values(":mv", s(version.as_str()));
             }
             if let Some(correct) = filter.correct {
                 q = q.expression_attribute_values(":c", AttributeValue::Bool(correct));
@@ -360,9 +363,11 @@ impl FeedbackStore {
             match last {
                 None => return Ok((out, None)),
                 Some(last) if out.len() as u32 >= limit => {
-                    let id = get_s(&last, "prediction_id")?.to_owned();
-                    let at = get_s(&last, "created_at")?.to_owned();
-                    return Ok((out, Some((id, at))));
+                    let key = FeedbackKey {
+                        prediction_id: get_s(&last, "prediction_id")?.to_owned(),
+                        created_at: get_s(&last, "created_at")?.to_owned(),
+                    };
+                    return Ok((out, Some(key)));
                 }
                 Some(last) => start = Some(last),
             }
@@ -370,51 +375,52 @@ impl FeedbackStore {
     }
 }
 
-/// Where a listing resumes: a day partition (by_day listings) and the last item's key.
-struct Position {
-    day: Option<String>,
-    id: String,
-    at: String,
+/// Where a listing resumes: the `day` partition (by_day listings) and the last item
+/// returned, exclusive.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Position {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub day: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<FeedbackKey>,
 }
 
+/// An item's key in the listing indexes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FeedbackKey {
+    pub prediction_id: String,
+    pub created_at: String,
+}
+
+impl Resumable for Position {
+    fn day(&self) -> Option<&str> {
+        self.day.as_deref()
+    }
+    fn last_timestamp(&self) -> Option<&str> {
+        self.after.as_ref().map(|a| a.created_at.as_str())
+    }
+}
+
+/// A feedback listing's cursor (see [`super::cursor`]).
+pub type FeedbackCursor = super::cursor::Cursor<Position>;
+
 impl Position {
-    fn encode(&self) -> String {
-        format!(
-            "{}|{}|{}",
-            self.day.as_deref().unwrap_or(""),
-            self.id,
-            self.at
-        )
-    }
-
-    fn parse(text: &str) -> Result<Self, StoreError> {
-        let mut parts = text.splitn(3, '|');
-        let (Some(day), Some(id), Some(at)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(StoreError::Corrupt("bad cursor".into()));
-        };
-        Ok(Self {
-            day: (!day.is_empty()).then(|| day.to_owned()),
-            id: id.to_owned(),
-            at: at.to_owned(),
-        })
-    }
-
     /// The ExclusiveStartKey within `partition`, or none to start it from its top.
-    fn start_key(&self, (name, value): &(&str, &str)) -> Option<Item> {
-        (!self.id.is_empty()).then(|| {
+    fn start_key(&self, (name, value): (&str, &str)) -> Option<Item> {
+        self.after.as_ref().map(|after| {
             Item::from([
-                ("prediction_id".to_owned(), s(&self.id)),
-                ("created_at".to_owned(), s(&self.at)),
-                ((*name).to_owned(), s(*value)),
+                ("prediction_id".to_owned(), s(&after.prediction_id)),
+                ("created_at".to_owned(), s(&after.created_at)),
+                (name.to_owned(), s(value)),
             ])
         })
     }
 }
 
 fn previous_day(day: &str) -> Option<String> {
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    let date = time::Date::parse(day, &format).ok()?;
-    date.previous_day()?.format(&format).ok()
+    crate::time::parse_day(day)?
+        .previous_day()
+        .map(crate::time::format_day)
 }
 
 enum Cancelled {
@@ -446,14 +452,6 @@ fn cancellation<R>(err: &SdkError<TransactWriteItemsError, R>) -> Cancelled {
     }
 }
 
-/// A little randomness for back-off, without another dependency.
-fn rand_jitter() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0)
-}
-
 fn to_item(f: &FeedbackItem) -> Item {
     let mut item = Item::from([
         ("prediction_id".to_owned(), s(&f.prediction_id)),
@@ -474,8 +472,8 @@ fn to_item(f: &FeedbackItem) -> Item {
     if let Some(comment) = &f.comment {
         item.insert("comment".to_owned(), s(comment));
     }
-    if let Some(variant) = &f.variant {
-        item.insert("variant".to_owned(), s(variant));
+    if let Some(arm) = &f.ab_arm {
+        item.insert("variant".to_owned(), s(arm));
     }
     item
 }
@@ -508,7 +506,7 @@ fn from_item(item: &Item) -> Result<FeedbackItem, StoreError> {
         model_version: get_s(item, "model_version")?.to_owned(),
         line: get_s(item, "line")?.to_owned(),
         route: get_s(item, "route")?.to_owned(),
-        variant: optional("variant"),
+        ab_arm: optional("variant"),
     })
 }
 
@@ -530,7 +528,7 @@ mod tests {
             model_version: "v2.0".into(),
             line: "v2".into(),
             route: "ab".into(),
-            variant: Some("v2".into()),
+            ab_arm: Some("v2".into()),
         }
     }
 
@@ -543,7 +541,7 @@ mod tests {
         let mut bare = f.clone();
         bare.true_label = None;
         bare.comment = None;
-        bare.variant = None;
+        bare.ab_arm = None;
         assert_eq!(from_item(&to_item(&bare)).unwrap(), bare);
     }
 
@@ -570,11 +568,37 @@ mod tests {
     }
 
     #[test]
-    fn positions_round_trip_and_days_step_back() {
-        let p = Position::parse("2026-11-24|01P|2026-11-24T10:00:00Z").unwrap();
-        assert_eq!(p.day.as_deref(), Some("2026-11-24"));
-        assert_eq!(Position::parse(&p.encode()).unwrap().encode(), p.encode());
-        assert!(Position::parse("nothing").is_err());
+    fn cursors_resume_inside_their_range_and_days_step_back() {
+        let at = |s: &str| {
+            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).unwrap()
+        };
+        let range =
+            crate::time::TimeRange::new(at("2026-11-20T00:00:00Z"), at("2026-11-24T23:00:00Z"))
+                .unwrap();
+        let p = Position {
+            day: Some("2026-11-24".into()),
+            after: Some(FeedbackKey {
+                prediction_id: "01P".into(),
+                created_at: "2026-11-24T10:00:00.000000Z".into(),
+            }),
+        };
+        let text = serde_json::to_string(&FeedbackCursor::new("q", &range, p.clone())).unwrap();
+        let (resumed_range, resumed) = FeedbackCursor::resume(&text, "q", true).unwrap();
+        assert_eq!((resumed_range, resumed), (range.clone(), p.clone()));
+        // A forged day far outside the range (one Query per day on the way) is refused.
+        let forged = Position {
+            day: Some("2020-01-01".into()),
+            after: None,
+        };
+        let text = serde_json::to_string(&FeedbackCursor::new("q", &range, forged)).unwrap();
+        assert!(matches!(
+            FeedbackCursor::resume(&text, "q", true),
+            Err(StoreError::InvalidCursor)
+        ));
+        assert!(matches!(
+            FeedbackCursor::resume("2026-11-24|01P|x", "q", true),
+            Err(StoreError::InvalidCursor)
+        ));
         assert_eq!(previous_day("2026-03-01").as_deref(), Some("2026-02-28"));
         assert_eq!(previous_day("bad"), None);
     }

@@ -1,6 +1,7 @@
 //! One module per DynamoDB table: typed items, queries and conditional writes.
 
 pub mod aggregates;
+pub mod cursor;
 pub mod feedback;
 pub mod models;
 pub mod predictions;
@@ -22,17 +23,9 @@ pub enum StoreError {
     /// An item in the table does not have the shape this code writes.
     #[error("corrupt item: {0}")]
     Corrupt(String),
-}
-
-impl From<StoreError> for crate::error::ApiError {
-    fn from(err: StoreError) -> Self {
-        match err {
-            StoreError::Conflict => Self::Conflict(err.to_string()),
-            StoreError::NotFound => Self::NotFound(err.to_string()),
-            StoreError::Dynamo(_) => Self::dependency(err),
-            StoreError::Corrupt(_) => Self::Internal(err.to_string()),
-        }
-    }
+    /// A listing's cursor that this store did not issue (or issued for other filters).
+    #[error("the cursor is not one this listing issued")]
+    InvalidCursor,
 }
 
 /// The SDK's error with its full chain.

@@ -11,8 +11,8 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use std::collections::BTreeMap;
 
-/// The sort key of the pointer item. Versions start with a letter; `@` sorts first
-/// and can never be a version (see [`valid_version`]).
+/// The sort key of the pointer item. Version names start with a letter; `@` sorts
+/// first and can never be one (see [`crate::domain::VersionName`]).
 pub const POINTER_KEY: &str = "@production";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -82,16 +82,6 @@ impl ProductionPointer {
     pub fn version_of(&self, line: &str) -> Option<&str> {
         self.lines.get(line).map(String::as_str)
     }
-}
-
-/// A version name: `v` and then letters, digits, `.`, `-`, `_` (at most 64 bytes), so it
-/// is safe in an S3 key and a cache key.
-pub fn valid_version(version: &str) -> bool {
-    version.len() <= 64
-        && version.starts_with(|c: char| c.is_ascii_alphabetic())
-        && version
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
 }
 
 pub struct ModelStore {
@@ -378,20 +368,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn versions_are_safe_names() {
+    fn the_pointer_key_is_never_a_version_name() {
+        assert!(crate::domain::VersionName::parse(POINTER_KEY).is_err());
         for ok in ["v1.0", "v2.3", "v2.0-retrain-01J", "mnist_v3"] {
-            assert!(valid_version(ok), "{ok}");
-        }
-        for bad in [
-            "",
-            POINTER_KEY,
-            "../v1",
-            "v1/x",
-            "1.0",
-            "v 1",
-            &"v".repeat(65),
-        ] {
-            assert!(!valid_version(bad), "{bad}");
+            assert!(crate::domain::VersionName::parse(ok).is_ok(), "{ok}");
         }
     }
 

@@ -4,26 +4,23 @@
 //! The `by_hour` index (hour bucket, time) serves the drift windows.
 
 use super::{Item, StoreError, get_n_opt, get_s, n, s, sdk_error};
+use crate::domain::CLASSES;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
+use inferloop_preprocess::{INPUT_LEN, InputFeatures};
 use std::collections::HashMap;
 
-pub const CLASSES: usize = 10;
-pub const INPUT_BYTES: usize = 784;
+pub const INPUT_BYTES: usize = INPUT_LEN;
 /// The index over hour buckets: a drift window is a handful of Query calls.
 pub const BY_HOUR_INDEX: &str = "by_hour";
 
-/// The numbers DESIGN.md §6a keeps about each input and output.
+/// The numbers DESIGN.md §6a keeps about each input and output: the input half as
+/// preprocessing measured it, and the model's side of the answer.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DriftFeatures {
-    pub raw_width: u32,
-    pub raw_height: u32,
-    pub mean_brightness: f32,
-    pub ink_aspect_ratio: f32,
-    pub ink_box_share: f32,
-    pub input_mean: f32,
-    pub input_ink_ratio: f32,
+    #[serde(flatten)]
+    pub input: InputFeatures,
     pub top_probability: f32,
     pub entropy: f32,
     pub predicted_digit: u8,
@@ -32,14 +29,15 @@ pub struct DriftFeatures {
 impl DriftFeatures {
     /// The numeric features by name, in a fixed order (the categorical digit is apart).
     pub fn numeric(&self) -> [(&'static str, f64); 9] {
+        let i = &self.input;
         [
-            ("raw_width", f64::from(self.raw_width)),
-            ("raw_height", f64::from(self.raw_height)),
-            ("mean_brightness", f64::from(self.mean_brightness)),
-            ("ink_aspect_ratio", f64::from(self.ink_aspect_ratio)),
-            ("ink_box_share", f64::from(self.ink_box_share)),
-            ("input_mean", f64::from(self.input_mean)),
-            ("input_ink_ratio", f64::from(self.input_ink_ratio)),
+            ("raw_width", f64::from(i.raw_width)),
+            ("raw_height", f64::from(i.raw_height)),
+            ("mean_brightness", f64::from(i.mean_brightness)),
+            ("ink_aspect_ratio", f64::from(i.ink_aspect_ratio)),
+            ("ink_box_share", f64::from(i.ink_box_share)),
+            ("input_mean", f64::from(i.input_mean)),
+            ("input_ink_ratio", f64::from(i.input_ink_ratio)),
             ("top_probability", f64::from(self.top_probability)),
             ("entropy", f64::from(self.entropy)),
         ]
@@ -59,8 +57,9 @@ pub struct PredictionRecord {
     pub line: String,
     /// The route asked: `v1`, `v2`, `ab` or `production`.
     pub route: String,
-    /// The A/B arm and experiment, for `/api/ab/predict` only.
-    pub variant: Option<String>,
+    /// The A/B arm (a line) and experiment, for `/api/ab/predict` only. Stored as
+    /// `variant`, the attribute the `by_hour` index projects.
+    pub ab_arm: Option<String>,
     pub experiment: Option<String>,
     pub digit: u8,
     pub probability: f32,
@@ -134,21 +133,19 @@ fn f(value: f32) -> AttributeValue {
 
 fn to_item(r: &PredictionRecord) -> Item {
     let features = &r.features;
-    let features = HashMap::from([
-        ("raw_width".to_owned(), n(u64::from(features.raw_width))),
-        ("raw_height".to_owned(), n(u64::from(features.raw_height))),
-        ("mean_brightness".to_owned(), f(features.mean_brightness)),
-        ("ink_aspect_ratio".to_owned(), f(features.ink_aspect_ratio)),
-        ("ink_box_share".to_owned(), f(features.ink_box_share)),
-        ("input_mean".to_owned(), f(features.input_mean)),
-        ("input_ink_ratio".to_owned(), f(features.input_ink_ratio)),
-        ("top_probability".to_owned(), f(features.top_probability)),
-        ("entropy".to_owned(), f(features.entropy)),
-        (
-            "predicted_digit".to_owned(),
-            n(u64::from(features.predicted_digit)),
-        ),
-    ]);
+    let mut stored: HashMap<String, AttributeValue> = features
+        .numeric()
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), f(value as f32)))
+        .collect();
+    // The sizes are whole numbers: stored as such, not as floats.
+    stored.insert("raw_width".into(), n(u64::from(features.input.raw_width)));
+    stored.insert("raw_height".into(), n(u64::from(features.input.raw_height)));
+    stored.insert(
+        "predicted_digit".into(),
+        n(u64::from(features.predicted_digit)),
+    );
+    let features = stored;
     let mut item = Item::from([
         ("prediction_id".to_owned(), s(&r.prediction_id)),
         ("username".to_owned(), s(&r.username)),
@@ -177,8 +174,8 @@ fn to_item(r: &PredictionRecord) -> Item {
         ),
         ("expires_at".to_owned(), n(r.expires_at)),
     ]);
-    if let Some(variant) = &r.variant {
-        item.insert("variant".to_owned(), s(variant));
+    if let Some(arm) = &r.ab_arm {
+        item.insert("variant".to_owned(), s(arm));
     }
     if let Some(experiment) = &r.experiment {
         item.insert("experiment".to_owned(), s(experiment));
@@ -210,13 +207,15 @@ fn from_item(item: &Item) -> Result<PredictionRecord, StoreError> {
         .and_then(|v| v.as_m().ok())
         .ok_or_else(|| StoreError::Corrupt("features missing".into()))?;
     let features = DriftFeatures {
-        raw_width: number(features, "raw_width")?,
-        raw_height: number(features, "raw_height")?,
-        mean_brightness: finite(features, "mean_brightness")?,
-        ink_aspect_ratio: finite(features, "ink_aspect_ratio")?,
-        ink_box_share: finite(features, "ink_box_share")?,
-        input_mean: finite(features, "input_mean")?,
-        input_ink_ratio: finite(features, "input_ink_ratio")?,
+        input: InputFeatures {
+            raw_width: number(features, "raw_width")?,
+            raw_height: number(features, "raw_height")?,
+            mean_brightness: finite(features, "mean_brightness")?,
+            ink_aspect_ratio: finite(features, "ink_aspect_ratio")?,
+            ink_box_share: finite(features, "ink_box_share")?,
+            input_mean: finite(features, "input_mean")?,
+            input_ink_ratio: finite(features, "input_ink_ratio")?,
+        },
         top_probability: finite(features, "top_probability")?,
         entropy: finite(features, "entropy")?,
         predicted_digit: number(features, "predicted_digit")?,
@@ -242,7 +241,7 @@ fn from_item(item: &Item) -> Result<PredictionRecord, StoreError> {
         model_version: get_s(item, "model_version")?.to_owned(),
         line: get_s(item, "line")?.to_owned(),
         route: get_s(item, "route")?.to_owned(),
-        variant: optional("variant"),
+        ab_arm: optional("variant"),
         experiment: optional("experiment"),
         digit: number(item, "digit")?,
         probability: finite(item, "probability")?,
@@ -280,7 +279,7 @@ mod tests {
             model_version: "v2.0".into(),
             line: "v2".into(),
             route: "ab".into(),
-            variant: Some("v2".into()),
+            ab_arm: Some("v2".into()),
             experiment: Some("lines-v1-v2".into()),
             digit: 7,
             probability: 0.991,
@@ -289,13 +288,15 @@ mod tests {
             latency_ms: 1.234,
             cached: false,
             features: DriftFeatures {
-                raw_width: 280,
-                raw_height: 280,
-                mean_brightness: 0.93,
-                ink_aspect_ratio: 0.61,
-                ink_box_share: 0.2,
-                input_mean: 0.13,
-                input_ink_ratio: 0.12,
+                input: InputFeatures {
+                    raw_width: 280,
+                    raw_height: 280,
+                    mean_brightness: 0.93,
+                    ink_aspect_ratio: 0.61,
+                    ink_box_share: 0.2,
+                    input_mean: 0.13,
+                    input_ink_ratio: 0.12,
+                },
                 top_probability: 0.991,
                 entropy: 0.05,
                 predicted_digit: 7,
@@ -313,11 +314,21 @@ mod tests {
         assert_eq!(item["input"].as_b().unwrap().as_ref().len(), INPUT_BYTES);
         assert_eq!(from_item(&item).unwrap(), r);
         let mut direct = r.clone();
-        direct.variant = None;
+        direct.ab_arm = None;
         direct.experiment = None;
         let item = to_item(&direct);
         assert!(!item.contains_key("variant"));
         assert_eq!(from_item(&item).unwrap(), direct);
+    }
+
+    #[test]
+    fn drift_features_are_one_flat_object() {
+        let json = serde_json::to_value(record().features).unwrap();
+        assert_eq!(json["raw_width"], 280);
+        assert_eq!(json["predicted_digit"], 7);
+        assert_eq!(json.as_object().unwrap().len(), 10);
+        let back: DriftFeatures = serde_json::from_value(json).unwrap();
+        assert_eq!(back, record().features);
     }
 
     #[test]

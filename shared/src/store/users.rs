@@ -165,7 +165,7 @@ impl UserStore {
             scan = scan.exclusive_start_key("username", s(after));
         }
         let out = scan.send().await.map_err(sdk_error)?;
-        let now = crate::auth::token::now_secs();
+        let now = crate::time::now_secs();
         let users = out
             .items()
             .iter()

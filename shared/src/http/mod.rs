@@ -1,4 +1,10 @@
-//! Request parsing at the edge, responses, and the wrapper every handler runs in.
+//! Request parsing at the edge, responses, and the route table every function declares
+//! ([`router`]).
+
+pub mod router;
+
+pub use crate::service::Service;
+pub use router::{Access, Admin, Anyone, AuditScope, Ctx, HandlerResult, Router};
 
 use crate::error::ApiError;
 use base64::Engine;
@@ -7,8 +13,6 @@ use http::{HeaderValue, StatusCode, header};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::future::Future;
-use tracing::Instrument;
 
 /// What every log line and audit entry says about the request it serves.
 #[derive(Debug, Clone)]
@@ -49,34 +53,6 @@ pub fn header_str<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Runs a handler with the request id in every log line, and turns its error into the
-/// one error response. 5xx detail is logged here, once.
-pub async fn serve<F, Fut>(req: Request, handler: F) -> Response<Body>
-where
-    F: FnOnce(RequestMeta, Request) -> Fut,
-    Fut: Future<Output = Result<Response<Body>, ApiError>>,
-{
-    let meta = RequestMeta::from_request(&req);
-    let span = tracing::info_span!(
-        "request",
-        request_id = %meta.request_id,
-        method = %req.method(),
-        path = %req.uri().path(),
-    );
-    let request_id = meta.request_id.clone();
-    async move {
-        let result = handler(meta, req).await;
-        let response = match result {
-            Ok(response) => response,
-            Err(err) => error_response(&err, &request_id),
-        };
-        tracing::info!(status = response.status().as_u16(), "answered");
-        response
-    }
-    .instrument(span)
-    .await
-}
-
 pub fn error_response(err: &ApiError, request_id: &str) -> Response<Body> {
     let status = err.status_code();
     if status.is_server_error() {
@@ -89,6 +65,12 @@ pub fn error_response(err: &ApiError, request_id: &str) -> Response<Body> {
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    if let Some(allow) = err.allowed_methods() {
+        let names: Vec<&str> = allow.iter().map(http::Method::as_str).collect();
+        if let Ok(value) = HeaderValue::from_str(&names.join(", ")) {
+            response.headers_mut().insert(header::ALLOW, value);
+        }
     }
     response
 }
@@ -261,16 +243,6 @@ fn decode_cursor(raw: &str) -> Result<String, ApiError> {
         })
 }
 
-/// The route a request asks for: its method and its path split into segments.
-pub fn path_segments(req: &Request) -> Vec<String> {
-    req.uri()
-        .path()
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(percent_decode)
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -393,16 +365,16 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn serve_turns_errors_into_the_one_shape() {
-        let response = serve(request(None, ""), |_, _| async {
-            Err::<Response<Body>, _>(ApiError::TooManyRequests {
+    #[test]
+    fn errors_leave_in_the_one_shape_with_their_headers() {
+        let response = error_response(
+            &ApiError::TooManyRequests {
                 code: "account_locked",
                 message: "locked".into(),
                 retry_after_secs: 60,
-            })
-        })
-        .await;
+            },
+            "req-1",
+        );
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(response.headers()[header::RETRY_AFTER], "60");
         let Body::Text(text) = response.body() else {
@@ -410,10 +382,17 @@ mod tests {
         };
         let body: serde_json::Value = serde_json::from_str(text).unwrap();
         assert_eq!(body["error"]["code"], "account_locked");
-        assert!(
-            body["error"]["request_id"]
-                .as_str()
-                .is_some_and(|s| !s.is_empty())
+        assert_eq!(body["error"]["request_id"], "req-1");
+
+        let response = error_response(
+            &ApiError::MethodNotAllowed {
+                method: "PUT".into(),
+                path: "/users".into(),
+                allow: vec![http::Method::GET, http::Method::POST],
+            },
+            "req-2",
         );
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(response.headers()[header::ALLOW], "GET, POST");
     }
 }
