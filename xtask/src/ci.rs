@@ -212,7 +212,8 @@ pub async fn run(root: &Path) -> Result<()> {
         "cargo test --workspace"
     };
     run.step(test_title, || async {
-        check(&mut test_command(&cargo, nextest, root, &test_env))
+        // Every failure in one run: a CI log that stops at the first hides the rest.
+        check(test_command(&cargo, nextest, root, &test_env).arg("--no-fail-fast"))
     })
     .await;
     run.step(

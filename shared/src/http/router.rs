@@ -15,9 +15,10 @@
 //! route's [`Access`] and hands the handler a typed caller: an admin handler takes an
 //! [`Admin`], which only this module can make.
 //!
-//! Every request to an admin route leaves exactly one audit entry of the route's
-//! action: the handler's own, or, when the handler recorded none (it failed before it
-//! got that far, or it is a read that forgot), one the router writes with the outcome.
+//! Every admin read (GET) leaves exactly one audit entry of the route's action, whatever
+//! its outcome: the handler's own, or, when the handler recorded none (it was refused
+//! before it read, or forgot), one the router writes with the error. State changes
+//! record what they did themselves; a refused non-admin is recorded for every route.
 
 use super::{RequestMeta, error_response, percent_decode};
 use crate::audit::{Action, AuditTrail, Outcome};
@@ -605,6 +606,7 @@ impl<A: Service> Router<A> {
                     return Err(ApiError::Forbidden);
                 }
                 let path = req.uri().path().to_owned();
+                let is_read = req.method() == Method::GET;
                 let cx = Ctx {
                     audit: scope(principal.username.as_str()),
                     req,
@@ -612,7 +614,10 @@ impl<A: Service> Router<A> {
                     params,
                 };
                 let result = handler(app, cx).await;
-                if !recorded.load(Ordering::SeqCst) {
+                // A read that recorded nothing (refused before it read, or a handler
+                // that forgot) is recorded here. A state change records what it did
+                // itself; one refused before it changed anything leaves no entry.
+                if is_read && !recorded.load(Ordering::SeqCst) {
                     audit
                         .record_result(action, json!({"path": path}), result.as_ref().err())
                         .await;
