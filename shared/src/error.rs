@@ -73,6 +73,17 @@ impl ApiError {
         }
     }
 
+    /// 422 `invalid_parameter`: a query or path parameter is not acceptable; the message
+    /// names it.
+    pub fn invalid_parameter(message: impl Into<String>) -> Self {
+        Self::unprocessable("invalid_parameter", message)
+    }
+
+    /// A parameter a domain type refused (its message starts with the parameter's name).
+    pub fn bad_parameter(err: crate::domain::InvalidValue) -> Self {
+        Self::invalid_parameter(err.to_string())
+    }
+
     pub fn dependency(detail: impl std::fmt::Display) -> Self {
         Self::Dependency(detail.to_string())
     }

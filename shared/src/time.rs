@@ -126,10 +126,6 @@ impl TimeRange {
     }
 }
 
-fn invalid_parameter(message: impl Into<String>) -> crate::ApiError {
-    crate::ApiError::unprocessable("invalid_parameter", message)
-}
-
 /// A `from` or `to` parameter: RFC 3339 with any offset, or a date `YYYY-MM-DD`, which
 /// means its first instant as `from` and its last as `to` (UTC).
 pub fn parse_instant(
@@ -148,7 +144,7 @@ pub fn parse_instant(
         };
         return Ok(date.with_time(clock).assume_utc());
     }
-    Err(invalid_parameter(format!(
+    Err(crate::ApiError::invalid_parameter(format!(
         "{name} must be an RFC 3339 time (2026-03-01T12:00:00Z) or a date (2026-03-01), got {raw:?}"
     )))
 }
@@ -169,7 +165,7 @@ pub fn resolve_range(
         Some(raw) => parse_instant("from", raw, false)?,
         None => to - default_window,
     };
-    TimeRange::new(from, to).map_err(|e| invalid_parameter(e.to_string()))
+    TimeRange::new(from, to).map_err(|e| crate::ApiError::invalid_parameter(e.to_string()))
 }
 
 #[cfg(test)]

@@ -24,9 +24,10 @@
 
 mod common;
 
+use inferloop::domain::CLASSES;
 use inferloop::domain::Line;
 use inferloop::model::dataset::{self, Dataset, Split};
-use inferloop::model::infer::{CLASSES, Model, onnx_to_nnef, prepare_reader};
+use inferloop::model::infer::{Model, onnx_to_nnef, prepare_reader};
 use inferloop::model::nn::Rng;
 use inferloop::model::preprocess::{INPUT_LEN, preprocess_bytes};
 use inferloop::model::train;

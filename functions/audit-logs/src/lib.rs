@@ -98,10 +98,6 @@ async fn list_activity(app: &App, cx: Ctx<'_, Admin>) -> HandlerResult {
     list(app, cx, Listing::Activity).await
 }
 
-fn invalid(message: impl Into<String>) -> ApiError {
-    ApiError::unprocessable("invalid_parameter", message)
-}
-
 /// The window of `from`..=`to`: without `to`, up to `now`; without `from`, the
 /// [`DEFAULT_WINDOW`] before `to`.
 pub fn resolve_range(
@@ -157,7 +153,7 @@ impl ListParams {
             && (username.chars().count() > MAX_USERNAME_CHARS
                 || username.chars().any(char::is_control))
         {
-            return Err(invalid(format!(
+            return Err(ApiError::invalid_parameter(format!(
                 "username must be at most {MAX_USERNAME_CHARS} printable characters"
             )));
         }
@@ -167,7 +163,10 @@ impl ListParams {
             .map(|raw| {
                 Action::parse(raw).ok_or_else(|| {
                     let known: Vec<&str> = Action::ALL.iter().map(|a| a.as_str()).collect();
-                    invalid(format!("action {raw:?} is not one of {}", known.join(", ")))
+                    ApiError::invalid_parameter(format!(
+                        "action {raw:?} is not one of {}",
+                        known.join(", ")
+                    ))
                 })
             })
             .transpose()?;
@@ -176,7 +175,7 @@ impl ListParams {
             && user_initiated_only
             && !action.is_user_initiated()
         {
-            return Err(invalid(format!(
+            return Err(ApiError::invalid_parameter(format!(
                 "{} is not a user action; /admin/audit_logs lists it",
                 action.as_str()
             )));
@@ -186,7 +185,7 @@ impl ListParams {
             .as_deref()
             .map(|raw| {
                 Outcome::parse(raw).ok_or_else(|| {
-                    invalid(format!(
+                    ApiError::invalid_parameter(format!(
                         "outcome {raw:?} is not one of success, denied, error"
                     ))
                 })
@@ -238,10 +237,7 @@ async fn list(app: &App, cx: Ctx<'_, Admin>, listing: Listing) -> HandlerResult 
         "page": page.cursor.is_some(),
         "returned": result.as_ref().map_or(0, |r| r.entries.len()),
     });
-    let result = cx
-        .audit
-        .read(Action::AuditViewed, details, result.map_err(ApiError::from))
-        .await?;
+    let result = cx.audit.read(Action::AuditViewed, details, result).await?;
     Ok(json_response(
         StatusCode::OK,
         &json!({
@@ -285,11 +281,7 @@ async fn verify(app: &App, cx: Ctx<'_, Admin>) -> HandlerResult {
     }
     let report = cx
         .audit
-        .read(
-            Action::AuditVerified,
-            details,
-            result.map_err(ApiError::from),
-        )
+        .read(Action::AuditVerified, details, result)
         .await?;
     Ok(json_response(
         StatusCode::OK,

@@ -214,10 +214,6 @@ async fn submit(app: &App, cx: Ctx<'_, Principal>) -> HandlerResult {
     }
 }
 
-fn invalid_parameter(message: impl Into<String>) -> ApiError {
-    ApiError::unprocessable("invalid_parameter", message)
-}
-
 /// The filters of `GET /feedback`, as given (what a cursor is bound to) and as parsed.
 struct ListParams {
     username: Option<String>,
@@ -253,25 +249,17 @@ impl ListParams {
 async fn list(app: &App, cx: Ctx<'_, Admin>) -> HandlerResult {
     let page = PageRequest::from_request(&cx.req)?;
     let params = ListParams::from_request(&cx.req);
-    let username = params
-        .username
-        .as_deref()
-        .map(Username::parse)
-        .transpose()
-        .map_err(|e| invalid_parameter(e.to_string()))?;
-    let model_version = params
-        .model_version
-        .as_deref()
-        .map(VersionName::parse)
-        .transpose()
-        .map_err(|e| invalid_parameter(e.to_string()))?;
+    let username = params.username.as_deref().map(Username::parse);
+    let username = username.transpose().map_err(ApiError::bad_parameter)?;
+    let model_version = params.model_version.as_deref().map(VersionName::parse);
+    let model_version = model_version.transpose().map_err(ApiError::bad_parameter)?;
     let correct = params
         .correct
         .as_deref()
         .map(|raw| match raw {
             "true" => Ok(true),
             "false" => Ok(false),
-            _ => Err(invalid_parameter("correct must be true or false")),
+            _ => Err(ApiError::invalid_parameter("correct must be true or false")),
         })
         .transpose()?;
     let query = params.fingerprint();
@@ -302,11 +290,7 @@ async fn list(app: &App, cx: Ctx<'_, Admin>) -> HandlerResult {
     });
     let found = cx
         .audit
-        .read(
-            Action::FeedbackViewed,
-            details,
-            found.map_err(ApiError::from),
-        )
+        .read(Action::FeedbackViewed, details, found)
         .await?;
     Ok(json_response(
         StatusCode::OK,

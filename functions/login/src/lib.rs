@@ -309,10 +309,7 @@ async fn list_users(app: &App, cx: Ctx<'_, Admin>) -> HandlerResult {
         "page": page.cursor.is_some(),
         "count": result.as_ref().map_or(0, |r| r.users.len()),
     });
-    let result = cx
-        .audit
-        .read(Action::UsersListed, details, result.map_err(ApiError::from))
-        .await?;
+    let result = cx.audit.read(Action::UsersListed, details, result).await?;
     Ok(json_response(
         StatusCode::OK,
         &json!({

@@ -2,7 +2,7 @@
 //! 422 `invalid_parameter` naming the parameter, never a panic and never ignored.
 
 use inferloop::ApiError;
-use inferloop::domain::{InvalidValue, Line, VersionName};
+use inferloop::domain::{Line, VersionName};
 use inferloop::time::format_day;
 use time::{Date, Duration};
 
@@ -14,16 +14,6 @@ pub const DEFAULT_TREND_DAYS: u32 = 30;
 /// `/admin/report` without `days`: the seed's weekly summary.
 pub const DEFAULT_REPORT_DAYS: u32 = 7;
 
-pub fn invalid(message: impl Into<String>) -> ApiError {
-    ApiError::unprocessable("invalid_parameter", message)
-}
-
-/// A query parameter the domain type refuses: its message starts with the parameter's
-/// name (`line: must be one of v1, v2, got "v3"`).
-fn invalid_value(err: InvalidValue) -> ApiError {
-    invalid(err.to_string())
-}
-
 /// `days`, or `default` when absent.
 pub fn parse_days(raw: Option<&str>, default: u32) -> Result<u32, ApiError> {
     let Some(raw) = raw else {
@@ -33,7 +23,7 @@ pub fn parse_days(raw: Option<&str>, default: u32) -> Result<u32, ApiError> {
         .ok()
         .filter(|d| (MIN_DAYS..=MAX_DAYS).contains(d))
         .ok_or_else(|| {
-            invalid(format!(
+            ApiError::invalid_parameter(format!(
                 "days must be a whole number from {MIN_DAYS} to {MAX_DAYS}, got {raw:?}"
             ))
         })
@@ -60,15 +50,15 @@ impl Filter {
             model_version: model_version
                 .map(|raw| VersionName::parse_named("model_version", raw))
                 .transpose()
-                .map_err(invalid_value)?,
+                .map_err(ApiError::bad_parameter)?,
             line: line
                 .map(|raw| Line::parse_named("line", raw))
                 .transpose()
-                .map_err(invalid_value)?,
+                .map_err(ApiError::bad_parameter)?,
             variant: variant
                 .map(|raw| Line::parse_named("variant", raw))
                 .transpose()
-                .map_err(invalid_value)?,
+                .map_err(ApiError::bad_parameter)?,
         })
     }
 
@@ -97,7 +87,7 @@ pub fn parse_period(raw: Option<&str>) -> Result<(&'static str, u32), ApiError> 
         "7d" => Ok(("7d", 7)),
         "30d" => Ok(("30d", 30)),
         "90d" => Ok(("90d", 90)),
-        other => Err(invalid(format!(
+        other => Err(ApiError::invalid_parameter(format!(
             "period must be one of 7d, 30d, 90d, got {other:?}"
         ))),
     }
@@ -136,7 +126,7 @@ impl Metric {
             .find(|m| m.as_str() == raw)
             .map(|m| vec![m])
             .ok_or_else(|| {
-                invalid(format!(
+                ApiError::invalid_parameter(format!(
                     "metric must be one of accuracy, f1_score, precision, recall, got {raw:?}"
                 ))
             })

@@ -131,12 +131,13 @@ impl<'a> AuditScope<'a> {
 
     /// Records a read together with its result (`success`, or `error` with the error's
     /// code), then hands the result back: one call per read, whatever its outcome.
-    pub async fn read<T>(
+    pub async fn read<T, E: Into<ApiError>>(
         &self,
         action: Action,
         details: serde_json::Value,
-        result: Result<T, ApiError>,
+        result: Result<T, E>,
     ) -> Result<T, ApiError> {
+        let result = result.map_err(Into::into);
         self.record_result(action, details, result.as_ref().err())
             .await;
         result
@@ -257,6 +258,21 @@ impl RouteKey {
             }
         }
         Some(params)
+    }
+
+    /// Whether both templates fit exactly the same paths (parameter names aside):
+    /// `/a/{id}` and `/a/{other}` would be one route declared twice.
+    fn same_paths(&self, other: &Self) -> bool {
+        self.segments.len() == other.segments.len()
+            && self
+                .segments
+                .iter()
+                .zip(&other.segments)
+                .all(|pair| match pair {
+                    (Segment::Literal(a), Segment::Literal(b)) => a == b,
+                    (Segment::Param(_), Segment::Param(_)) => true,
+                    _ => false,
+                })
     }
 
     /// Literal segments outrank parameters, leftmost first: `/alerts/analytics` is
@@ -431,7 +447,7 @@ impl<A: Service> Router<A> {
         if self
             .routes
             .iter()
-            .any(|r| r.key.method == key.method && r.key.segments == key.segments)
+            .any(|r| r.key.method == key.method && r.key.same_paths(&key))
         {
             self.problems
                 .push(format!("{method} {path} is declared twice"));
@@ -713,6 +729,35 @@ mod tests {
         assert_eq!(set.unmatched(&req("POST", "/login")).code(), "not_found");
         assert!(RouteSet::new(&[("GET", "no-slash")]).is_err());
         assert!(RouteSet::new(&[("G ET", "/x")]).is_err());
+    }
+
+    /// A state that is never built: the table is checked without one.
+    struct Unbuilt(crate::service::Common);
+
+    impl Service for Unbuilt {
+        fn common(&self) -> &crate::service::Common {
+            &self.0
+        }
+    }
+
+    async fn nothing(_: &Unbuilt, _: Ctx<'_, Anyone>) -> HandlerResult {
+        Err(ApiError::NotFound("nothing".into()))
+    }
+
+    #[test]
+    fn a_table_with_a_bad_template_or_a_route_twice_is_refused() {
+        let good = Router::<Unbuilt>::new()
+            .anyone(Method::GET, "/a/{id}", nothing)
+            .anyone(Method::POST, "/a/{id}", nothing);
+        assert!(good.check().is_ok());
+        assert_eq!(good.routes().count(), 2);
+        let twice = Router::<Unbuilt>::new()
+            .anyone(Method::GET, "/a/{id}", nothing)
+            .anyone(Method::GET, "/a/{other}", nothing);
+        let err = twice.check().unwrap_err();
+        assert!(err.contains("declared twice"), "{err}");
+        let malformed = Router::<Unbuilt>::new().anyone(Method::GET, "a", nothing);
+        assert!(malformed.check().unwrap_err().contains("\"a\""));
     }
 
     #[test]

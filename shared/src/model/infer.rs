@@ -17,7 +17,7 @@ use tract_nnef::prelude::*;
 /// The input shape every line is loaded with.
 pub const INPUT_SHAPE: [usize; 4] = [1, 1, SIDE, SIDE];
 /// Number of classes (digits).
-pub use crate::domain::CLASSES;
+use crate::domain::CLASSES;
 
 type Plan = Arc<TypedRunnableModel>;
 

@@ -8,8 +8,7 @@ use std::ops::AddAssign;
 
 use serde::{Deserialize, Serialize};
 
-/// Digits 0–9.
-pub const NUM_CLASSES: usize = crate::domain::CLASSES;
+use crate::domain::CLASSES;
 
 /// Counts of (true label, predicted label) pairs, indexed `[true][predicted]`.
 ///
@@ -17,7 +16,7 @@ pub const NUM_CLASSES: usize = crate::domain::CLASSES;
 /// drift reports return.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Confusion(pub [[u64; NUM_CLASSES]; NUM_CLASSES]);
+pub struct Confusion(pub [[u64; CLASSES]; CLASSES]);
 
 /// Precision, recall and F1 of one class, and how many samples truly belong to it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -77,7 +76,7 @@ impl Confusion {
 
     /// Samples predicted correctly (the diagonal).
     pub fn correct(&self) -> u64 {
-        (0..NUM_CLASSES).fold(0, |acc: u64, k| acc.saturating_add(self.0[k][k]))
+        (0..CLASSES).fold(0, |acc: u64, k| acc.saturating_add(self.0[k][k]))
     }
 
     /// Samples whose true label is `class` (row sum).
@@ -101,7 +100,7 @@ impl Confusion {
 
     /// Precision, recall, F1 and support of `class` (all 0 out of range).
     pub fn class_metrics(&self, class: usize) -> ClassMetrics {
-        if class >= NUM_CLASSES {
+        if class >= CLASSES {
             return ClassMetrics::default();
         }
         let tp = self.0[class][class];
@@ -119,7 +118,7 @@ impl Confusion {
     }
 
     /// [`Confusion::class_metrics`] for every digit, index = digit.
-    pub fn per_class(&self) -> [ClassMetrics; NUM_CLASSES] {
+    pub fn per_class(&self) -> [ClassMetrics; CLASSES] {
         std::array::from_fn(|class| self.class_metrics(class))
     }
 
@@ -151,7 +150,7 @@ impl Confusion {
     }
 
     fn macro_mean(&self, metric: impl Fn(&ClassMetrics) -> f64) -> f64 {
-        let (sum, present) = (0..NUM_CLASSES)
+        let (sum, present) = (0..CLASSES)
             .filter(|&class| self.support(class) > 0 || self.predicted(class) > 0)
             .fold((0.0, 0u32), |(sum, n), class| {
                 (sum + metric(&self.class_metrics(class)), n + 1)
@@ -313,7 +312,7 @@ mod tests {
         assert_eq!(c.macro_recall(), 0.0);
         assert_eq!(c.macro_f1(), 0.0);
         assert_eq!(c.weighted_f1(), 0.0);
-        assert_eq!(c.per_class(), [ClassMetrics::default(); NUM_CLASSES]);
+        assert_eq!(c.per_class(), [ClassMetrics::default(); CLASSES]);
     }
 
     #[test]
@@ -352,8 +351,8 @@ mod tests {
 
     #[test]
     fn huge_counts_saturate_and_stay_finite() {
-        let mut c = Confusion([[u64::MAX; NUM_CLASSES]; NUM_CLASSES]);
-        c += Confusion([[u64::MAX; NUM_CLASSES]; NUM_CLASSES]);
+        let mut c = Confusion([[u64::MAX; CLASSES]; CLASSES]);
+        c += Confusion([[u64::MAX; CLASSES]; CLASSES]);
         assert!(c.add(0, 0));
         assert_eq!(c.count(0, 0), u64::MAX);
         assert_eq!(c.total(), u64::MAX);
@@ -372,6 +371,6 @@ mod tests {
         let c = Confusion::from_pairs([(0, 1)]);
         let json = serde_json::to_value(c).unwrap();
         assert_eq!(json[0][1], 1);
-        assert_eq!(json.as_array().map(Vec::len), Some(NUM_CLASSES));
+        assert_eq!(json.as_array().map(Vec::len), Some(CLASSES));
     }
 }

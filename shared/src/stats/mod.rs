@@ -14,7 +14,7 @@ pub mod metrics;
 pub mod significance;
 pub mod trend;
 
-pub use metrics::{ClassMetrics, Confusion, NUM_CLASSES, SplitMetrics};
+pub use metrics::{ClassMetrics, Confusion, SplitMetrics};
 pub use significance::{ZTest, two_proportion_z_test};
 pub use trend::{
     ACCURACY_DEAD_BAND, Comparison, Line, Trend, busiest_weekday, classify, compare,
