@@ -167,6 +167,24 @@ impl Cache {
     }
 
     /// Adds one to the counter at `key`, which expires `ttl` after its first use; the new count.
+    /// Marks `key` (for `ttl`) and says whether it was marked already: `Some(true)` when
+    /// it was, `None` when Redis did not answer.
+    pub async fn seen_before(&self, key: &str, ttl: Duration) -> Option<bool> {
+        self.call("set nx", |mut conn| async move {
+            // SET NX answers OK when it set the key, nil when the key existed.
+            let set: Option<String> = redis::cmd("SET")
+                .arg(key)
+                .arg(1)
+                .arg("NX")
+                .arg("EX")
+                .arg(ttl.as_secs().max(1))
+                .query_async(&mut conn)
+                .await?;
+            Ok(set.is_none())
+        })
+        .await
+    }
+
     pub async fn increment(&self, key: &str, ttl: Duration) -> Option<u64> {
         self.call("increment", |mut conn| async move {
             // SET NX EX then INCR, in one MULTI: the expiry is set exactly once, by the

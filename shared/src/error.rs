@@ -15,9 +15,9 @@ pub enum ApiError {
     /// 401: no token, a bad token, or wrong credentials.
     #[error("{message}")]
     Unauthorized { code: &'static str, message: String },
-    /// 403: authenticated, but the role does not allow this.
-    #[error("this action needs the admin role")]
-    Forbidden,
+    /// 403: authenticated, but not allowed this (the message says why).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     NotFound(String),
     /// 405: the path exists, not for this method; `allow` becomes the `Allow` header.
@@ -84,6 +84,11 @@ impl ApiError {
         Self::invalid_parameter(err.to_string())
     }
 
+    /// 403 for a caller without the admin role.
+    pub fn admins_only() -> Self {
+        Self::Forbidden("this action needs the admin role".into())
+    }
+
     pub fn dependency(detail: impl std::fmt::Display) -> Self {
         Self::Dependency(detail.to_string())
     }
@@ -92,7 +97,7 @@ impl ApiError {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
@@ -112,7 +117,7 @@ impl ApiError {
             | Self::Unauthorized { code, .. }
             | Self::Unprocessable { code, .. }
             | Self::TooManyRequests { code, .. } => code,
-            Self::Forbidden => "forbidden",
+            Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::Conflict(_) => "conflict",

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod aws;
 #[cfg(feature = "cache")]
 pub mod cache;
+pub mod coalesce;
 pub mod config;
 pub mod domain;
 pub mod error;

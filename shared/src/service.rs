@@ -2,12 +2,17 @@
 
 use crate::audit::AuditTrail;
 use crate::auth::TokenKeys;
+use crate::auth::accounts::{self, Accounts};
 use crate::config::{AuditSettings, AuthSettings, ConfigError, Env};
+use crate::store::users::UserStore;
+use std::time::Duration;
 
-/// The parts of a function's state the router needs: the keys that check tokens, and
-/// this instance's audit chain.
+/// The parts of a function's state the router needs: the keys that check tokens, the
+/// check that a token's account still exists as it says, and this instance's audit
+/// chain.
 pub struct Common {
     pub tokens: TokenKeys,
+    pub accounts: Accounts,
     pub audit: AuditTrail,
 }
 
@@ -32,11 +37,18 @@ impl ColdStart {
     ) -> Result<Self, ConfigError> {
         let auth = AuthSettings::from_env(env)?;
         let audit = AuditSettings::from_env(env)?;
+        let users_table = env.required("USERS_TABLE")?;
+        let account_ttl = Duration::from_secs(env.number_or(
+            "ACCOUNT_CHECK_TTL_SECONDS",
+            accounts::DEFAULT_TTL.as_secs(),
+            0..=300,
+        )?);
         let sdk = crate::aws::sdk_config().await;
         let dynamodb = crate::aws::dynamodb(&sdk);
         Ok(Self {
             common: Common {
                 tokens: TokenKeys::new(auth),
+                accounts: Accounts::new(UserStore::new(dynamodb.clone(), users_table), account_ttl),
                 audit: AuditTrail::new(dynamodb.clone(), audit),
             },
             dynamodb,

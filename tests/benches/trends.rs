@@ -73,6 +73,7 @@ fn record(i: u64, now: OffsetDateTime) -> (PredictionRecord, NewFeedback) {
     let prediction = PredictionRecord {
         prediction_id: prediction_id.clone(),
         username: format!("bench-user-{}", i % 50),
+        user_id: None,
         created_at: created_at.clone(),
         model_name: "mnist".into(),
         model_version: format!("{line}.0"),
@@ -129,12 +130,36 @@ async fn load(from: u64, to: u64, now: OffsetDateTime) -> Duration {
             stack_var("AGGREGATES_TABLE"),
             stack_var("PREDICTIONS_TABLE"),
         );
+        // Each writer is an instance of its own, with its own audit chain, as feedback's
+        // containers are.
+        let audit = inferloop::audit::AuditTrail::new(
+            client.clone(),
+            inferloop::config::AuditSettings::from_env(&inferloop::config::process_env())
+                .expect("audit settings"),
+        );
         writers.spawn(async move {
+            let meta = inferloop::http::RequestMeta {
+                request_id: "bench-trends".into(),
+                source_ip: None,
+                user_agent: None,
+            };
             for i in (from..to).filter(|i| (i % DAYS) % WRITERS == k) {
                 let (prediction, given) = record(i, now);
-                predictions.put(&prediction).await.expect("prediction put");
+                predictions
+                    .put(&prediction, None)
+                    .await
+                    .expect("prediction put");
+                let entry = audit
+                    .prepare(
+                        &meta,
+                        &prediction.username,
+                        inferloop::audit::Action::Feedback,
+                        inferloop::audit::Outcome::Success,
+                        serde_json::json!({"prediction_id": prediction.prediction_id}),
+                    )
+                    .await;
                 let outcome = feedback
-                    .submit(&given, &prediction)
+                    .submit(&given, &prediction, entry)
                     .await
                     .expect("feedback");
                 assert_eq!(outcome, Submission::Created);
@@ -335,7 +360,7 @@ fn print(rows: u64, f: &Figures) {
 #[tokio::main]
 async fn main() {
     let app = trends_app().await;
-    let token = token_for("bench-admin", Role::Admin);
+    let token = token_for("bench-admin", Role::Admin).await;
     // One "now" for the whole load: the rows stay inside the 90-day window even if the
     // load runs past midnight.
     let now = OffsetDateTime::now_utc();

@@ -53,10 +53,21 @@ pub async fn create_account(role: Role) -> String {
         role,
     };
     store
-        .create(&user, &inferloop::time::now_rfc3339())
+        .create(&user, &inferloop::time::now_rfc3339(), None)
         .await
         .expect("create account");
     name
+}
+
+/// The id of the account `username`, if there is one: what its predictions are stored
+/// under.
+pub async fn account_id(username: &str) -> Option<String> {
+    let store = UserStore::new(dynamodb().await, stack_var("USERS_TABLE"));
+    store
+        .get(&Username::parse(username).ok()?)
+        .await
+        .expect("read the account")
+        .and_then(|u| u.user_id)
 }
 
 /// An API Gateway request as the function receives it.
@@ -132,16 +143,33 @@ pub fn root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// A token for `username` signed with the stack's key, as login would issue it.
-pub fn token_for(username: &str, role: Role) -> String {
+/// A token for the account `username` (made now, with `role`, if it does not exist),
+/// signed with the stack's key, as login would issue it — without the cost of a login.
+pub async fn token_for(username: &str, role: Role) -> String {
     let env = inferloop::config::process_env();
     stack_var("JWT_SECRET");
     let keys = inferloop::auth::TokenKeys::new(
         inferloop::config::AuthSettings::from_env(&env).expect("auth settings"),
     );
-    keys.issue(&Username::parse(username).expect("valid username"), role)
-        .expect("token")
-        .token
+    let name = Username::parse(username).expect("valid username");
+    let store = UserStore::new(dynamodb().await, stack_var("USERS_TABLE"));
+    let user_id = match store.get(&name).await.expect("read the account") {
+        Some(user) => user.user_id.expect("an account with an id"),
+        None => store
+            .create(
+                &NewUser {
+                    username: name.clone(),
+                    // Never verified: these accounts are reached by token only.
+                    password_hash: "$argon2id$v=19$m=19456,t=2,p=1$unused$unused".into(),
+                    role,
+                },
+                &inferloop::time::now_rfc3339(),
+                None,
+            )
+            .await
+            .expect("create the account"),
+    };
+    keys.issue(&name, &user_id, role).expect("token").token
 }
 
 /// The predict function's state, built exactly as its cold start builds it.
@@ -162,14 +190,10 @@ pub async fn predict_app_with(
     stack_var("PREDICTIONS_TABLE");
     let mut settings = predict::PredictSettings::from_env(&env).expect("predict settings");
     edit(&mut settings);
-    let sdk = inferloop::aws::sdk_config().await;
-    predict::App::new(
-        &sdk,
-        inferloop::config::AuthSettings::from_env(&env).expect("auth settings"),
-        inferloop::config::AuditSettings::from_env(&env).expect("audit settings"),
-        settings,
-        cache,
-    )
+    let start = inferloop::service::ColdStart::from_env(&env)
+        .await
+        .expect("the stack's environment");
+    predict::App::new(start, settings, cache)
 }
 
 /// The stack's Redis, as predict is configured to use it.

@@ -492,14 +492,13 @@ async fn a_read_is_answered_when_its_audit_entry_cannot_be_written() {
     let client = dynamodb().await;
     let mut broken = settings();
     broken.table = "NoSuchAuditTable".into();
+    let mut common = inferloop::service::ColdStart::from_env(&Env::new(|n| std::env::var(n).ok()))
+        .await
+        .unwrap()
+        .common;
+    common.audit = AuditTrail::new(client.clone(), broken);
     let app = audit_logs::App::new(
-        inferloop::service::Common {
-            tokens: inferloop::auth::TokenKeys::new(
-                inferloop::config::AuthSettings::from_env(&Env::new(|n| std::env::var(n).ok()))
-                    .unwrap(),
-            ),
-            audit: AuditTrail::new(client.clone(), broken),
-        },
+        common,
         inferloop::audit::AuditReader::new(client, &settings()),
     );
     let empty = private_window();

@@ -198,13 +198,11 @@ async fn bad_login_bodies_are_refused_and_write_nothing() {
         .await;
     }
     // None of that counted as a failed login of the victim's account.
-    let store = inferloop::store::users::UserStore::new(dynamodb().await, stack_var("USERS_TABLE"));
-    let user = store
-        .get(&inferloop::domain::Username::parse(&victim).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(user.guard.is_clear());
+    let guards = inferloop::store::guards::GuardStore::new(
+        dynamodb().await,
+        stack_var("LOGIN_GUARDS_TABLE"),
+    );
+    assert!(guards.account(&victim).await.unwrap().is_clear());
 }
 
 #[tokio::test]

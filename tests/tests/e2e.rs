@@ -98,7 +98,7 @@ async fn errors_cross_the_wire_in_the_one_shape() {
 #[tokio::test]
 async fn a_user_uploads_a_digit_over_http() {
     let user = unique_username("e2e-predict");
-    let token = token_for(&user, Role::User);
+    let token = token_for(&user, Role::User).await;
     let (image, _) = user_like_digit(0);
     let http = reqwest::Client::new();
     let response = http

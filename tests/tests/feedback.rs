@@ -23,39 +23,43 @@ async fn prediction(username: &str, version: &str, digit: u8, route: &str) -> St
     let id = ulid::Ulid::new().to_string();
     let store = PredictionStore::new(dynamodb().await, stack_var("PREDICTIONS_TABLE"));
     store
-        .put(&PredictionRecord {
-            prediction_id: id.clone(),
-            username: username.to_owned(),
-            created_at: inferloop::time::now_rfc3339(),
-            model_name: "mnist".into(),
-            model_version: version.to_owned(),
-            line: "v2".into(),
-            route: route.to_owned(),
-            ab_arm: (route == "ab").then(|| "v2".to_owned()),
-            experiment: None,
-            digit,
-            probability: 0.9,
-            probabilities: [0.01; 10],
-            input_sha256: "0".repeat(64),
-            latency_ms: 1.0,
-            cached: false,
-            features: DriftFeatures {
-                input: inferloop::model::preprocess::InputFeatures {
-                    raw_width: 28,
-                    raw_height: 28,
-                    mean_brightness: 0.9,
-                    ink_aspect_ratio: 1.0,
-                    ink_box_share: 0.5,
-                    input_mean: 0.1,
-                    input_ink_ratio: 0.1,
+        .put(
+            &PredictionRecord {
+                prediction_id: id.clone(),
+                username: username.to_owned(),
+                user_id: account_id(username).await,
+                created_at: inferloop::time::now_rfc3339(),
+                model_name: "mnist".into(),
+                model_version: version.to_owned(),
+                line: "v2".into(),
+                route: route.to_owned(),
+                ab_arm: (route == "ab").then(|| "v2".to_owned()),
+                experiment: None,
+                digit,
+                probability: 0.9,
+                probabilities: [0.01; 10],
+                input_sha256: "0".repeat(64),
+                latency_ms: 1.0,
+                cached: false,
+                features: DriftFeatures {
+                    input: inferloop::model::preprocess::InputFeatures {
+                        raw_width: 28,
+                        raw_height: 28,
+                        mean_brightness: 0.9,
+                        ink_aspect_ratio: 1.0,
+                        ink_box_share: 0.5,
+                        input_mean: 0.1,
+                        input_ink_ratio: 0.1,
+                    },
+                    top_probability: 0.9,
+                    entropy: 0.4,
+                    predicted_digit: digit,
                 },
-                top_probability: 0.9,
-                entropy: 0.4,
-                predicted_digit: digit,
+                input: [0; 784],
+                expires_at: 4_000_000_000,
             },
-            input: [0; 784],
-            expires_at: 4_000_000_000,
-        })
+            None,
+        )
         .await
         .expect("store a prediction");
     id
@@ -94,16 +98,16 @@ async fn prediction_item(id: &str) -> HashMap<String, AttributeValue> {
         .expect("the prediction")
 }
 
-fn user() -> (String, String) {
+async fn user() -> (String, String) {
     let name = unique_username("feedbacker");
-    let token = token_for(&name, Role::User);
+    let token = token_for(&name, Role::User).await;
     (name, token)
 }
 
 #[tokio::test]
 async fn feedback_is_counted_and_labels_the_stored_input() {
     let app = feedback_app().await;
-    let (name, token) = user();
+    let (name, token) = user().await;
     let version = private_version();
     let id = prediction(&name, &version, 8, "ab").await;
     let (status, body) = post(
@@ -156,7 +160,7 @@ async fn feedback_is_counted_and_labels_the_stored_input() {
 #[tokio::test]
 async fn a_retry_answers_the_first_id_and_different_content_conflicts() {
     let app = feedback_app().await;
-    let (name, token) = user();
+    let (name, token) = user().await;
     let version = private_version();
     let id = prediction(&name, &version, 4, "v2").await;
     let body = json!({"prediction_id": id, "correct": true});
@@ -186,8 +190,8 @@ async fn a_retry_answers_the_first_id_and_different_content_conflicts() {
 #[tokio::test]
 async fn only_the_owner_or_an_admin_may_give_feedback() {
     let app = feedback_app().await;
-    let (owner, _) = user();
-    let (_, stranger) = user();
+    let (owner, _) = user().await;
+    let (_, stranger) = user().await;
     let version = private_version();
     let id = prediction(&owner, &version, 1, "v1").await;
     let body = json!({"prediction_id": id, "correct": true});
@@ -203,7 +207,7 @@ async fn only_the_owner_or_an_admin_may_give_feedback() {
     let req = request("POST", "/feedback", Some(&body.to_string()), None);
     assert_eq!(feedback::handle(&app, req).await.unwrap().status(), 401);
     assert_eq!(counters(&version).await.get("total"), 0, "nothing counted");
-    let admin = token_for(&unique_username("admin"), Role::Admin);
+    let admin = token_for(&unique_username("admin"), Role::Admin).await;
     let (status, _) = post(&app, &admin, body).await;
     assert_eq!(status, 201);
 }
@@ -211,7 +215,7 @@ async fn only_the_owner_or_an_admin_may_give_feedback() {
 #[tokio::test]
 async fn labels_must_agree_with_the_verdict() {
     let app = feedback_app().await;
-    let (name, token) = user();
+    let (name, token) = user().await;
     let version = private_version();
     let a = prediction(&name, &version, 5, "v2").await;
     let (status, body) = post(
@@ -235,7 +239,7 @@ async fn labels_must_agree_with_the_verdict() {
 #[tokio::test]
 async fn concurrent_and_repeated_submissions_are_counted_exactly_once() {
     let app = std::sync::Arc::new(feedback_app().await);
-    let (name, token) = user();
+    let (name, token) = user().await;
     let version = private_version();
     let mut ids = Vec::new();
     for n in 0..30u8 {
@@ -278,7 +282,7 @@ async fn concurrent_and_repeated_submissions_are_counted_exactly_once() {
     // The counters agree with the items.
     let (status, listed) = get(
         &app,
-        &token_for(&unique_username("admin"), Role::Admin),
+        &token_for(&unique_username("admin"), Role::Admin).await,
         &format!("username={name}&limit=500"),
     )
     .await;
@@ -292,7 +296,7 @@ async fn concurrent_and_repeated_submissions_are_counted_exactly_once() {
 #[tokio::test]
 async fn admins_list_feedback_by_user_and_by_day_in_pages() {
     let app = feedback_app().await;
-    let (name, token) = user();
+    let (name, token) = user().await;
     let version = private_version();
     for n in 0..5u8 {
         let id = prediction(&name, &version, n, "v1").await;
@@ -304,7 +308,7 @@ async fn admins_list_feedback_by_user_and_by_day_in_pages() {
         .await;
         assert_eq!(status, 201);
     }
-    let admin = token_for(&unique_username("admin"), Role::Admin);
+    let admin = token_for(&unique_username("admin"), Role::Admin).await;
     for query in [
         format!("username={name}"),
         format!("model_version={version}"),
@@ -358,9 +362,9 @@ async fn admins_list_feedback_by_user_and_by_day_in_pages() {
 #[tokio::test]
 async fn the_sample_events_are_served() {
     let app = feedback_app().await;
-    let (name, token) = user();
+    let (name, token) = user().await;
     let id = prediction(&name, &private_version(), 8, "v2").await;
-    let admin = token_for(&unique_username("admin"), Role::Admin);
+    let admin = token_for(&unique_username("admin"), Role::Admin).await;
     let root = root().join("events");
     for (file, token, status) in [
         ("feedback-submit.json", &token, 201),

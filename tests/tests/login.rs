@@ -322,9 +322,10 @@ async fn bad_tokens_are_refused_on_admin_routes() {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let app = login_app().await;
     let admin = create_account(Role::Admin).await;
+    let uid = account_id(&admin).await.expect("the account's id");
     let now = inferloop::time::now_secs();
     let claims = |aud: &str, iat: u64, exp: u64| {
-        json!({"sub": admin, "role": "admin", "iat": iat, "exp": exp,
+        json!({"sub": admin, "uid": uid, "role": "admin", "iat": iat, "exp": exp,
                "iss": stack_var("JWT_ISSUER"), "aud": aud, "jti": "x"})
     };
     let sign = |claims: serde_json::Value, secret: &str| {

@@ -24,9 +24,9 @@ const PATHS: [&str; 4] = [
     "/predict",
 ];
 
-fn user() -> (String, String) {
+async fn user() -> (String, String) {
     let name = unique_username("predictor");
-    let token = token_for(&name, Role::User);
+    let token = token_for(&name, Role::User).await;
     (name, token)
 }
 
@@ -90,7 +90,7 @@ async fn stored_for(username: &str) -> usize {
 #[tokio::test]
 async fn every_route_answers_in_the_documented_shape() {
     let app = predict_app().await;
-    let (_, token) = user();
+    let (_, token) = user().await;
     let (image, _) = png_digit(1);
     let expected = {
         let pre = preprocess_bytes(&image).unwrap();
@@ -145,7 +145,7 @@ async fn every_route_answers_in_the_documented_shape() {
 #[tokio::test]
 async fn digits_are_read_correctly_through_the_api() {
     let app = predict_app().await;
-    let (_, token) = user();
+    let (_, token) = user().await;
     let mut right = 0;
     let total = 25;
     for n in 0..total {
@@ -172,7 +172,7 @@ async fn digits_are_read_correctly_through_the_api() {
 #[tokio::test]
 async fn every_input_form_and_format_gives_the_same_answer() {
     let app = predict_app().await;
-    let (_, token) = user();
+    let (_, token) = user().await;
     let (png_bytes, _) = png_digit(2);
     let decoded = image::load_from_memory(&png_bytes).unwrap();
     let reference = {
@@ -230,7 +230,7 @@ async fn every_input_form_and_format_gives_the_same_answer() {
 #[tokio::test]
 async fn a_repeated_image_is_answered_from_the_cache_and_still_stored() {
     let app = predict_app().await;
-    let (name, token) = user();
+    let (name, token) = user().await;
     // An image no other test sends: its own sha256, so the first call is a miss.
     let (mut image, _) = png_digit(3);
     image.extend_from_slice(name.as_bytes());
@@ -276,7 +276,7 @@ async fn a_repeated_image_is_answered_from_the_cache_and_still_stored() {
 #[tokio::test]
 async fn a_prediction_is_stored_with_its_input_and_features_and_audited() {
     let app = predict_app().await;
-    let (name, token) = user();
+    let (name, token) = user().await;
     let (mut image, _) = png_digit(4);
     image.extend_from_slice(name.as_bytes());
     let before = inferloop::time::now_secs();
@@ -323,7 +323,7 @@ type BadUpload = (
 #[tokio::test]
 async fn bad_uploads_get_a_clear_4xx_and_nothing_is_stored() {
     let app = predict_app().await;
-    let (name, token) = user();
+    let (name, token) = user().await;
     let (good, _) = png_digit(5);
     let mut truncated = good.clone();
     truncated.truncate(good.len() / 2);
@@ -450,7 +450,7 @@ async fn tokens_and_routes_are_checked() {
     )
     .await;
     assert_eq!(status, 401);
-    let (_, token) = user();
+    let (_, token) = user().await;
     let (status, _, _) = send_png(&app, "/api/v3/predict", &image, &token).await;
     assert_eq!(status, 404);
     let (status, _, _) =
@@ -465,7 +465,7 @@ async fn ab_assignment_is_sticky_per_user() {
     let app = predict_app().await;
     let mut arms = std::collections::BTreeSet::new();
     for u in 0..12 {
-        let (name, token) = user();
+        let (name, token) = user().await;
         let mut seen = std::collections::BTreeSet::new();
         for n in 0..3 {
             let (image, _) = png_digit(20 + u * 3 + n);
@@ -483,7 +483,7 @@ async fn ab_assignment_is_sticky_per_user() {
 #[tokio::test]
 async fn the_rate_limit_answers_429_with_retry_after_per_line() {
     let app = predict_app_with(|s| s.rate_limit_per_hour = 3, stack_cache()).await;
-    let (_, token) = user();
+    let (_, token) = user().await;
     let (image, _) = png_digit(7);
     for _ in 0..3 {
         let (status, body, _) = send_png(&app, "/api/v1/predict", &image, &token).await;
@@ -511,7 +511,7 @@ fn dead_redis() -> Cache {
 #[tokio::test]
 async fn without_redis_predictions_still_work_and_the_limit_fails_open() {
     let app = predict_app_with(|s| s.rate_limit_per_hour = 1, dead_redis()).await;
-    let (name, token) = user();
+    let (name, token) = user().await;
     let (image, _) = png_digit(8);
     for _ in 0..3 {
         let (status, body, _) = send_png(&app, "/api/v2/predict", &image, &token).await;
@@ -542,7 +542,7 @@ async fn a_redis_that_never_answers_does_not_hold_predict_up() {
     )
     .unwrap();
     let app = predict_app_with(|_| {}, silent).await;
-    let (_, token) = user();
+    let (_, token) = user().await;
     let (image, _) = png_digit(9);
     // A guard against a hang, not a timing assertion.
     let (status, body, _) = tokio::time::timeout(
@@ -669,7 +669,7 @@ async fn a_promotion_reaches_a_running_function_without_a_redeploy() {
         stack_cache(),
     )
     .await;
-    let (_, token) = user();
+    let (_, token) = user().await;
     let (image, _) = png_digit(10);
     let send = || upload("/predict", Some("image/png"), image.clone(), Some(&token));
     let (status, body, _) = call_predict(&app, send()).await;
@@ -748,7 +748,7 @@ async fn update_v2_item(name: &str, expression: &str, value: Option<AttributeVal
 
 /// What a predict container started now on the registry `name` answers to a v2 request.
 async fn v2_answer_of_a_new_container(name: &str) -> (u16, serde_json::Value) {
-    let (_, token) = user();
+    let (_, token) = user().await;
     let (image, _) = png_digit(12);
     let app = predict_app_with(|s| s.model_name = name.to_owned(), stack_cache()).await;
     let (status, body, _) = send_png(&app, "/api/v2/predict", &image, &token).await;
@@ -803,7 +803,7 @@ async fn a_model_file_that_does_not_match_its_sha256_is_never_served() {
         .await
         .unwrap();
     let app = predict_app_with(|s| s.model_name = name.clone(), stack_cache()).await;
-    let (user_name, token) = user();
+    let (user_name, token) = user().await;
     let (image, _) = png_digit(11);
     let (status, body, _) = send_png(&app, "/api/v2/predict", &image, &token).await;
     assert_eq!(status, 503, "{body}");
@@ -829,7 +829,7 @@ async fn a_model_name_without_production_is_a_503_not_a_panic() {
         stack_cache(),
     )
     .await;
-    let (_, token) = user();
+    let (_, token) = user().await;
     let (image, _) = png_digit(12);
     for path in PATHS {
         let (status, body, _) = send_png(&app, path, &image, &token).await;
@@ -860,7 +860,7 @@ async fn the_cache_stores_expires_and_counts_in_redis() {
 #[tokio::test]
 async fn the_sample_events_are_served() {
     let app = predict_app().await;
-    let (_, token) = user();
+    let (_, token) = user().await;
     let root = root().join("events");
     for name in [
         "predict-v1.json",

@@ -158,7 +158,8 @@ async fn failed_admin_reads_are_audited_with_their_error() {
         .unwrap();
     let broken = login::App::new(
         start.common,
-        inferloop::store::users::UserStore::new(start.dynamodb, "NoSuchUsersTable"),
+        inferloop::store::users::UserStore::new(start.dynamodb.clone(), "NoSuchUsersTable"),
+        inferloop::store::guards::GuardStore::new(start.dynamodb, stack_var("LOGIN_GUARDS_TABLE")),
     )
     .unwrap();
     let (status, body, _) = call(&broken, request("GET", "/users", None, Some(&token))).await;

@@ -275,3 +275,38 @@ fn function_names_follow_the_convention() {
     assert_eq!(function_name("AuditLogsFunction"), "audit-logs");
     assert_eq!(function_name("SlackAlertFunction"), "slack-alert");
 }
+
+/// Without a cache the per-user rate limit fails open, so API Gateway's own throttle is
+/// the limit a default deploy has: every route has one, and the costly ones (an Argon2
+/// verification, an image decode) a tighter one, each naming a route that exists.
+#[test]
+fn the_gateway_throttles_every_route_and_login_and_predict_more() {
+    let text = std::fs::read_to_string(root().join("template.yaml")).unwrap();
+    let template: Value = serde_norway::from_str(&text).unwrap();
+    let api = &template["Resources"]["HttpApi"]["Properties"];
+    let default = &api["DefaultRouteSettings"];
+    assert!(default.get("ThrottlingRateLimit").is_some());
+    assert!(default.get("ThrottlingBurstLimit").is_some());
+    let routes = template_routes(&text).routes;
+    let keys: BTreeSet<String> = routes.iter().map(|(m, p, _)| format!("{m} {p}")).collect();
+    let throttled: BTreeSet<String> = api["RouteSettings"]
+        .as_mapping()
+        .expect("RouteSettings")
+        .keys()
+        .map(|k| k.as_str().unwrap().to_owned())
+        .collect();
+    for key in &throttled {
+        assert!(
+            keys.contains(key),
+            "RouteSettings names {key}, which is no route"
+        );
+    }
+    for (method, path, function) in &routes {
+        if path == "/login" || (function == "predict" && method == "POST") {
+            assert!(
+                throttled.contains(&format!("{method} {path}")),
+                "{method} {path} has no throttle of its own"
+            );
+        }
+    }
+}

@@ -28,9 +28,9 @@ fn private_today() -> Date {
     date!(1000 - 01 - 01) + Duration::days(800 + (r % 300_000) as i64)
 }
 
-fn admin_token() -> (String, String) {
+async fn admin_token() -> (String, String) {
     let admin = unique_username("trends-admin");
-    let token = token_for(&admin, Role::Admin);
+    let token = token_for(&admin, Role::Admin).await;
     (admin, token)
 }
 
@@ -97,7 +97,7 @@ fn close(a: &Value, b: f64) -> bool {
 async fn a_private_version_is_counted_exactly() {
     let today = OffsetDateTime::now_utc().date();
     let app = trends_app().await.with_today(today);
-    let (_, token) = admin_token();
+    let (_, token) = admin_token().await;
     let v = private_version();
     let yesterday = today - Duration::days(1);
     let last_week = today - Duration::days(8);
@@ -235,7 +235,7 @@ async fn a_private_version_is_counted_exactly() {
 async fn an_own_window_without_filters_is_exact_and_ab_is_tested() {
     let today = private_today();
     let app = trends_app().await.with_today(today);
-    let (_, token) = admin_token();
+    let (_, token) = admin_token().await;
     let (va, vb, vc) = (private_version(), private_version(), private_version());
     let day = today - Duration::days(2);
     let before = today - Duration::days(9);
@@ -385,7 +385,7 @@ async fn an_own_window_without_filters_is_exact_and_ab_is_tested() {
 #[tokio::test]
 async fn no_feedback_is_zeros_and_empty_series() {
     let app = trends_app().await.with_today(private_today());
-    let (_, token) = admin_token();
+    let (_, token) = admin_token().await;
     let body = ok(&app, "/admin/trends", &token).await;
     assert_eq!(body["days"], 30);
     for field in [
@@ -429,7 +429,7 @@ async fn no_feedback_is_zeros_and_empty_series() {
 
 #[tokio::test]
 async fn reads_grow_with_days_not_with_feedback_rows() {
-    let (_, token) = admin_token();
+    let (_, token) = admin_token().await;
     let mut reads = Vec::new();
     for rows in [1, 40] {
         let today = private_today();
@@ -461,7 +461,7 @@ async fn reads_grow_with_days_not_with_feedback_rows() {
 #[tokio::test]
 async fn todays_feedback_appears_without_a_pinned_date() {
     let app = trends_app().await;
-    let (_, token) = admin_token();
+    let (_, token) = admin_token().await;
     let v = private_version();
     let today = OffsetDateTime::now_utc().date();
     give(&[Given {
@@ -505,7 +505,7 @@ async fn todays_feedback_appears_without_a_pinned_date() {
 #[tokio::test]
 async fn bad_parameters_are_422_naming_the_parameter() {
     let app = trends_app().await.with_today(private_today());
-    let (_, token) = admin_token();
+    let (_, token) = admin_token().await;
     for (path, name) in [
         ("/admin/trends?days=0", "days"),
         ("/admin/trends?days=366", "days"),
@@ -541,7 +541,7 @@ async fn bad_parameters_are_422_naming_the_parameter() {
 async fn only_admins_and_refusals_are_audited() {
     let app = trends_app().await.with_today(private_today());
     let user = unique_username("trends-user");
-    let user_token = token_for(&user, Role::User);
+    let user_token = token_for(&user, Role::User).await;
     for path in ["/admin/trends", "/admin/report", "/analytics/trends"] {
         let (status, body) = get(&app, path, None).await;
         assert_eq!(status, 401, "{path}: {body}");
@@ -565,7 +565,7 @@ async fn only_admins_and_refusals_are_audited() {
 #[tokio::test]
 async fn every_read_is_audited() {
     let app = trends_app().await.with_today(private_today());
-    let (admin, token) = admin_token();
+    let (admin, token) = admin_token().await;
     ok(&app, "/admin/trends?days=14&line=v1", &token).await;
     ok(&app, "/admin/report?days=3", &token).await;
     ok(&app, "/analytics/trends?period=90d&metric=recall", &token).await;
@@ -609,7 +609,7 @@ async fn every_read_is_audited() {
 #[tokio::test]
 async fn the_sample_events_are_served() {
     let app = trends_app().await;
-    let (_, token) = admin_token();
+    let (_, token) = admin_token().await;
     for (name, field) in [
         ("trends.json", "total_feedback"),
         ("report.json", "total_feedback"),

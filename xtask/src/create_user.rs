@@ -35,33 +35,43 @@ pub async fn run(username: &str, role: &str) -> Result<()> {
         username: username.clone(),
         role,
     };
-    match store.create(&user, &inferloop::time::now_rfc3339()).await {
-        Ok(()) => {}
+    // With an audit table, the account and its entry are one transaction.
+    let audit = match env.optional("AUDIT_TABLE") {
+        Some(_) => Some(AuditTrail::new(dynamodb, AuditSettings::from_env(&env)?)),
+        None => None,
+    };
+    let meta = RequestMeta {
+        request_id: format!("xtask-{}", ulid::Ulid::new()),
+        source_ip: None,
+        user_agent: Some("cargo xtask create-user".to_owned()),
+    };
+    let operator = format!(
+        "xtask:{}",
+        std::env::var("USER").unwrap_or_else(|_| "operator".to_owned())
+    );
+    let entry = match &audit {
+        Some(trail) => Some(
+            trail
+                .prepare(
+                    &meta,
+                    &operator,
+                    Action::UserCreated,
+                    Outcome::Success,
+                    serde_json::json!({"username": username, "role": role}),
+                )
+                .await,
+        ),
+        None => None,
+    };
+    match store
+        .create(&user, &inferloop::time::now_rfc3339(), entry)
+        .await
+    {
+        Ok(_) => {}
         Err(StoreError::Conflict) => bail!("a user named {username} already exists"),
         Err(err) => return Err(err).context(format!("writing to table {users_table}")),
     }
-
-    // The account exists from here on; say so even if the audit entry then fails.
     println!("created {role} {username} in {users_table}");
-    if env.optional("AUDIT_TABLE").is_some() {
-        let audit = AuditTrail::new(dynamodb, AuditSettings::from_env(&env)?);
-        let meta = RequestMeta {
-            request_id: format!("xtask-{}", ulid::Ulid::new()),
-            source_ip: None,
-            user_agent: Some("cargo xtask create-user".to_owned()),
-        };
-        let operator = std::env::var("USER").unwrap_or_else(|_| "operator".to_owned());
-        audit
-            .record(
-                &meta,
-                &format!("xtask:{operator}"),
-                Action::UserCreated,
-                Outcome::Success,
-                serde_json::json!({"username": username, "role": role}),
-            )
-            .await
-            .context("the user was created, but its audit entry was not written")?;
-    }
     Ok(())
 }
 

@@ -147,7 +147,14 @@ async fn submit(app: &App, cx: Ctx<'_, Principal>) -> HandlerResult {
         .get(prediction_id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no prediction {prediction_id}")))?;
-    if prediction.username != caller && !cx.caller.is_admin() {
+    // Ownership is by account id: a name deleted and taken again owns none of the old
+    // account's predictions. (Predictions stored before accounts had ids carry none;
+    // those are matched by name.)
+    let owner = match &prediction.user_id {
+        Some(id) => *id == cx.caller.user_id,
+        None => prediction.username == caller,
+    };
+    if !owner && !cx.caller.is_admin() {
         cx.audit
             .record_best_effort(
                 Action::Feedback,
@@ -155,20 +162,26 @@ async fn submit(app: &App, cx: Ctx<'_, Principal>) -> HandlerResult {
                 json!({"prediction_id": prediction_id, "reason": "not_owner"}),
             )
             .await;
-        return Err(ApiError::Forbidden);
+        return Err(ApiError::Forbidden(format!(
+            "prediction {prediction_id} is not yours: only its owner or an admin may give feedback on it"
+        )));
     }
-    if body.correct
-        && body
-            .true_label
-            .is_some_and(|label| label != prediction.digit)
-    {
-        return Err(ApiError::unprocessable(
-            "label_mismatch",
-            format!(
+    if let Some(label) = body.true_label {
+        // `correct` and `true_label` must say the same thing about the predicted digit.
+        let mismatch = match body.correct {
+            true if label != prediction.digit => Some(format!(
                 "correct is true, so true_label must be the predicted digit {}",
                 prediction.digit
-            ),
-        ));
+            )),
+            false if label == prediction.digit => Some(format!(
+                "correct is false, so true_label cannot be the predicted digit {}",
+                prediction.digit
+            )),
+            _ => None,
+        };
+        if let Some(message) = mismatch {
+            return Err(ApiError::unprocessable("label_mismatch", message));
+        }
     }
     let feedback = NewFeedback {
         feedback_id: ulid::Ulid::new().to_string(),
@@ -179,31 +192,52 @@ async fn submit(app: &App, cx: Ctx<'_, Principal>) -> HandlerResult {
         true_label: body.true_label,
         comment: body.comment,
     };
-    match app.feedback.submit(&feedback, &prediction).await {
-        Ok(Submission::Created) => {
-            cx.audit
-                .record(
-                    Action::Feedback,
-                    Outcome::Success,
-                    json!({
-                        "prediction_id": prediction_id,
-                        "feedback_id": feedback.feedback_id,
-                        "correct": feedback.correct,
-                        "true_label": feedback.true_label,
-                        "model_version": prediction.model_version,
-                    }),
-                )
-                .await?;
+    let details = json!({
+        "prediction_id": prediction_id,
+        "feedback_id": feedback.feedback_id,
+        "correct": feedback.correct,
+        "true_label": feedback.true_label,
+        "model_version": prediction.model_version,
+    });
+    let entry = cx
+        .audit
+        .prepare(Action::Feedback, Outcome::Success, details)
+        .await;
+    match app.feedback.submit(&feedback, &prediction, entry).await {
+        Ok(Submission::Created) => Ok(json_response(
+            StatusCode::CREATED,
+            &json!({"feedback_id": feedback.feedback_id}),
+        )),
+        // A retry of the same feedback: the first answer again, nothing counted twice.
+        Ok(Submission::Exists(existing)) if feedback.same_content(&existing) => {
+            if existing.audit_ref.is_none() {
+                // Stored before its entry joined the transaction, and never audited:
+                // this retry writes the entry it lacks, once.
+                let entry = cx
+                    .audit
+                    .prepare(
+                        Action::Feedback,
+                        Outcome::Success,
+                        json!({
+                            "prediction_id": prediction_id,
+                            "feedback_id": existing.feedback_id,
+                            "correct": existing.correct,
+                            "true_label": existing.true_label,
+                            "model_version": existing.model_version,
+                            "recorded_on_retry": true,
+                        }),
+                    )
+                    .await;
+                let reference = entry.reference();
+                app.feedback
+                    .mark_audited_with(prediction_id, &reference, entry)
+                    .await?;
+            }
             Ok(json_response(
-                StatusCode::CREATED,
-                &json!({"feedback_id": feedback.feedback_id}),
+                StatusCode::OK,
+                &json!({"feedback_id": existing.feedback_id}),
             ))
         }
-        // A retry of the same feedback: the first answer again, nothing counted twice.
-        Ok(Submission::Exists(existing)) if feedback.same_content(&existing) => Ok(json_response(
-            StatusCode::OK,
-            &json!({"feedback_id": existing.feedback_id}),
-        )),
         Ok(Submission::Exists(_)) => Err(ApiError::Conflict(format!(
             "prediction {prediction_id} already has a different feedback"
         ))),

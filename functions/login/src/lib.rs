@@ -1,22 +1,30 @@
 //! The login function: `POST /login`, and for admins `POST /users`, `GET /users`,
-//! `DELETE /users/{username}`.
+//! `DELETE /users/{username}`, `POST /users/{username}/unlock`.
+//!
+//! A login attempt, whatever the name: the source's throttle, then a slot of the name's
+//! failure window is reserved (shared/src/auth/lockout.rs) — refused, it is a 429 at the
+//! cost of a verification, without one being made — then the account is read and the
+//! password verified against its hash, or against a dummy hash when there is no such
+//! account, so the answer, its time and the writes it makes do not tell which names
+//! exist.
 
 use inferloop::ApiError;
 use inferloop::audit::{Action, Outcome};
-use inferloop::auth::lockout::LoginGuard;
+use inferloop::auth::lockout::LOCK_SECS;
 use inferloop::auth::password;
+use inferloop::coalesce::{Coalescer, Verdict};
 use inferloop::config;
 use inferloop::domain::{Password, Role, Username};
 use inferloop::http::{
-    Admin, Anyone, Ctx, HandlerResult, PageRequest, Router, empty_response, encode_cursor,
-    json_response, parse_json,
+    Admin, Anyone, AuditScope, Ctx, HandlerResult, PageRequest, Router, empty_response,
+    encode_cursor, json_response, parse_json,
 };
-use inferloop::retry::Backoff;
 use inferloop::service::{ColdStart, Common, Service};
 use inferloop::store::StoreError;
-use inferloop::store::users::{NewUser, User, UserStore};
+use inferloop::store::guards::{GuardStore, Reservation};
+use inferloop::store::users::{NewUser, UserStore};
 use inferloop::time::now_secs;
-use lambda_http::http::{Method, StatusCode};
+use lambda_http::http::{HeaderValue, Method, StatusCode, header};
 use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -26,21 +34,18 @@ use std::time::Duration;
 
 /// Login bodies are two short strings; anything larger is not a login.
 const MAX_BODY_BYTES: usize = 16 * 1024;
-/// Concurrent failed logins on one account race on its failure list; each retry re-reads.
-/// Each round lets at least one writer through, so n concurrent failures need up to n
-/// attempts; ten covers a burst of ten on one account.
-const GUARD_WRITES: Backoff = Backoff {
-    base: Duration::from_millis(5),
-    cap: Duration::from_millis(50),
-    max_attempts: 10,
-    budget: Duration::from_secs(2),
-};
+/// Refusals that cost no verification (a locked name, a throttled source) are recorded
+/// once per name, reason and source in this window; the next entry counts the rest.
+const DENIAL_WINDOW: Duration = Duration::from_secs(60);
 
 pub struct App {
     pub common: Common,
     pub users: UserStore,
-    /// Verified against when the username is unknown, so that path costs the same.
+    pub guards: GuardStore,
+    /// Verified against when the username is unknown or the attempt is refused, so
+    /// those paths cost what a real verification costs.
     dummy_hash: String,
+    denials: Coalescer,
 }
 
 impl App {
@@ -49,19 +54,23 @@ impl App {
     pub async fn from_env() -> Result<Self, lambda_http::Error> {
         let env = config::process_env();
         let users_table = env.required("USERS_TABLE")?;
+        let guards_table = env.required("LOGIN_GUARDS_TABLE")?;
         let start = ColdStart::from_env(&env).await?;
         Ok(Self::new(
             start.common,
-            UserStore::new(start.dynamodb, users_table),
+            UserStore::new(start.dynamodb.clone(), users_table),
+            GuardStore::new(start.dynamodb, guards_table),
         )?)
     }
 
-    pub fn new(common: Common, users: UserStore) -> Result<Self, ApiError> {
+    pub fn new(common: Common, users: UserStore, guards: GuardStore) -> Result<Self, ApiError> {
         ROUTES.check().map_err(ApiError::Internal)?;
         Ok(Self {
             common,
             users,
+            guards,
             dummy_hash: password::dummy_hash()?,
+            denials: Coalescer::new(DENIAL_WINDOW),
         })
     }
 }
@@ -82,6 +91,12 @@ static ROUTES: LazyLock<Router<App>> = LazyLock::new(|| {
             "/users/{username}",
             Action::UserDeleted,
             delete_user,
+        )
+        .admin(
+            Method::POST,
+            "/users/{username}/unlock",
+            Action::AccountUnlocked,
+            unlock_user,
         )
 });
 
@@ -123,78 +138,122 @@ fn locked(retry_after_secs: u64) -> ApiError {
     }
 }
 
+fn throttled(retry_after_secs: u64) -> ApiError {
+    ApiError::TooManyRequests {
+        code: "too_many_attempts",
+        message: format!(
+            "too many failed logins from this address; try again in {retry_after_secs} seconds"
+        ),
+        retry_after_secs,
+    }
+}
+
+/// Records a refusal that cost no verification, folding repeats (see [`DENIAL_WINDOW`]).
+async fn record_denial(app: &App, audit: &AuditScope<'_>, reason: &str) -> Result<(), ApiError> {
+    let key = format!(
+        "{}|{reason}|{}",
+        audit.actor(),
+        audit.meta().source_ip.as_deref().unwrap_or("")
+    );
+    if let Verdict::Pass { folded } = app.denials.check(&key) {
+        let mut details = json!({"reason": reason});
+        if folded > 0 {
+            details["repeated"] = json!(folded);
+        }
+        audit
+            .record(Action::LoginFailed, Outcome::Denied, details)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The answer a login gets; the `Cache-Control: no-store` of a token response.
+fn no_store(mut response: Response<Body>) -> Response<Body> {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
 async fn login(app: &App, cx: Ctx<'_, Anyone>) -> HandlerResult {
     let body: LoginRequest = parse_json(&cx.req, MAX_BODY_BYTES)?;
     let username = Username::parse(&body.username)?;
     let password = Password::parse(body.password)?;
     let audit = cx.audit.as_actor(username.as_str());
+    let source = audit.meta().source_ip.clone().unwrap_or_default();
     let now = now_secs();
+    let dummy = || password::verify_async(password.expose().to_owned(), app.dummy_hash.clone());
 
-    let Some(user) = app.users.get(&username).await? else {
-        password::verify_async(password.expose().to_owned(), app.dummy_hash.clone()).await?;
-        // The same conditional write a wrong password makes, failing on the missing item,
-        // so both paths make the same round trips.
-        let _ = app
-            .users
-            .save_guard(&username, 0, &LoginGuard::default())
-            .await;
-        audit
-            .record(
-                Action::LoginFailed,
-                Outcome::Denied,
-                json!({"reason": "unknown_user"}),
-            )
-            .await?;
-        return Err(wrong_credentials());
+    // One address trying many names (credential stuffing) is stopped before any name's
+    // window is touched, so it cannot lock out accounts beyond its own budget.
+    if let Err(retry_after) = app.guards.take_source(&source, now).await? {
+        record_denial(app, &audit, "source_throttled").await?;
+        return Err(throttled(retry_after));
+    }
+    let guard = match app.guards.reserve(username.as_str(), now).await? {
+        Reservation::Granted { guard } => guard,
+        Reservation::Refused {
+            retry_after_secs,
+            locked: is_locked,
+        } => {
+            // The same work a verification costs, so a refusal is not told apart by time.
+            dummy().await?;
+            let reason = if is_locked { "locked" } else { "window_full" };
+            record_denial(app, &audit, reason).await?;
+            return Err(locked(retry_after_secs));
+        }
     };
 
-    if let Some(remaining) = user.guard.locked_for(now) {
-        audit
-            .record(
-                Action::LoginFailed,
-                Outcome::Denied,
-                json!({"reason": "locked"}),
-            )
-            .await?;
-        return Err(locked(remaining));
-    }
-
-    let matches =
-        password::verify_async(password.expose().to_owned(), user.password_hash.clone()).await?;
-    if !matches {
-        let guard = record_failure(app, user, now).await?;
-        audit
-            .record(
-                Action::LoginFailed,
-                Outcome::Denied,
-                json!({"reason": "wrong_password"}),
-            )
-            .await?;
-        if let Some(remaining) = guard.locked_for(now) {
+    let user = match app.users.get(&username).await? {
+        Some(user) => {
+            let hash = user.password_hash.clone();
+            let matches = password::verify_async(password.expose().to_owned(), hash).await?;
+            matches.then_some(user).ok_or("wrong_password")
+        }
+        None => {
+            dummy().await?;
+            Err("unknown_user")
+        }
+    };
+    let user = match user {
+        Ok(user) => user,
+        Err(reason) => {
             audit
                 .record(
-                    Action::AccountLocked,
-                    Outcome::Success,
-                    json!({"locked_for_secs": remaining}),
+                    Action::LoginFailed,
+                    Outcome::Denied,
+                    json!({"reason": reason}),
                 )
                 .await?;
-            return Err(locked(remaining));
+            // This failure holds its slot; the one that fills the window locks the name.
+            if guard.locks_at(now) {
+                let entry = audit
+                    .prepare(
+                        Action::AccountLocked,
+                        Outcome::Success,
+                        json!({"locked_for_secs": LOCK_SECS}),
+                    )
+                    .await;
+                app.guards.lock(username.as_str(), now, entry).await?;
+                return Err(locked(LOCK_SECS));
+            }
+            return Err(wrong_credentials());
         }
-        return Err(wrong_credentials());
-    }
+    };
 
-    if !user.guard.is_clear() {
-        // A stale version only means another login changed the list; clearing is best effort.
-        match app
-            .users
-            .save_guard(&username, user.version, &LoginGuard::default())
-            .await
-        {
-            Ok(()) | Err(StoreError::Conflict) => {}
-            Err(err) => return Err(err.into()),
-        }
+    // A successful login clears the name's failures and gives its source its attempt back;
+    // both best effort (what stays only costs later attempts a slot).
+    if let Err(err) = app.guards.clear(username.as_str()).await {
+        tracing::warn!(error = %err, "could not clear a login window");
     }
-    let issued = app.common.tokens.issue(&username, user.role)?;
+    if let Err(err) = app.guards.release_source(&source, now).await {
+        tracing::warn!(error = %err, "could not release a source's attempt");
+    }
+    let user_id = match user.user_id {
+        Some(id) => id,
+        None => app.users.assign_id(&username).await?,
+    };
+    let issued = app.common.tokens.issue(&username, &user_id, user.role)?;
     audit
         .record(
             Action::Login,
@@ -202,7 +261,7 @@ async fn login(app: &App, cx: Ctx<'_, Anyone>) -> HandlerResult {
             json!({"role": user.role, "token_id": issued.claims.jti}),
         )
         .await?;
-    Ok(json_response(
+    Ok(no_store(json_response(
         StatusCode::OK,
         &LoginResponse {
             access_token: issued.token,
@@ -210,36 +269,7 @@ async fn login(app: &App, cx: Ctx<'_, Anyone>) -> HandlerResult {
             expires_in: issued.expires_in,
             role: user.role,
         },
-    ))
-}
-
-/// Adds a failure to the account's window with optimistic concurrency: a concurrent
-/// failure makes the write conflict, and the retry re-reads, so no failure is lost.
-async fn record_failure(app: &App, mut user: User, now: u64) -> Result<LoginGuard, ApiError> {
-    let mut schedule = GUARD_WRITES.schedule();
-    loop {
-        let guard = user.guard.after_failure(now);
-        match app
-            .users
-            .save_guard(&user.username, user.version, &guard)
-            .await
-        {
-            Ok(()) => return Ok(guard),
-            Err(StoreError::Conflict) => {
-                if schedule.wait(None).await.is_err() {
-                    return Err(ApiError::dependency(
-                        "the account's failure count kept changing under concurrent logins",
-                    ));
-                }
-                user = app
-                    .users
-                    .get(&user.username)
-                    .await?
-                    .ok_or_else(wrong_credentials)?;
-            }
-            Err(err) => return Err(err.into()),
-        }
-    }
+    )))
 }
 
 #[derive(Deserialize)]
@@ -267,8 +297,16 @@ async fn create_user(app: &App, cx: Ctx<'_, Admin>) -> HandlerResult {
         username,
         role,
     };
-    match app.users.create(&new_user, &created_at).await {
-        Ok(()) => {}
+    let entry = cx
+        .audit
+        .prepare(
+            Action::UserCreated,
+            Outcome::Success,
+            json!({"username": new_user.username, "role": role}),
+        )
+        .await;
+    match app.users.create(&new_user, &created_at, Some(entry)).await {
+        Ok(_) => {}
         Err(StoreError::Conflict) => {
             cx.audit
                 .record(
@@ -284,13 +322,6 @@ async fn create_user(app: &App, cx: Ctx<'_, Admin>) -> HandlerResult {
         }
         Err(err) => return Err(err.into()),
     }
-    cx.audit
-        .record(
-            Action::UserCreated,
-            Outcome::Success,
-            json!({"username": new_user.username, "role": role}),
-        )
-        .await?;
     Ok(json_response(
         StatusCode::CREATED,
         &UserCreated {
@@ -301,9 +332,24 @@ async fn create_user(app: &App, cx: Ctx<'_, Admin>) -> HandlerResult {
     ))
 }
 
+/// A page of accounts, each with whether its name is locked now.
+async fn list_with_locks(
+    app: &App,
+    limit: u32,
+    after: Option<&str>,
+) -> Result<inferloop::store::users::UserPage, StoreError> {
+    let mut page = app.users.list(limit, after).await?;
+    let names: Vec<String> = page.users.iter().map(|u| u.username.clone()).collect();
+    let locked = app.guards.locked_among(&names, now_secs()).await?;
+    for user in &mut page.users {
+        user.locked = locked.contains(&user.username);
+    }
+    Ok(page)
+}
+
 async fn list_users(app: &App, cx: Ctx<'_, Admin>) -> HandlerResult {
     let page = PageRequest::from_request(&cx.req)?;
-    let result = app.users.list(page.limit, page.cursor.as_deref()).await;
+    let result = list_with_locks(app, page.limit, page.cursor.as_deref()).await;
     let details = json!({
         "limit": page.limit,
         "page": page.cursor.is_some(),
@@ -326,19 +372,39 @@ async fn delete_user(app: &App, cx: Ctx<'_, Admin>) -> HandlerResult {
             "you cannot delete your own account; ask another admin".into(),
         ));
     }
-    match app.users.delete(&username).await {
-        Ok(()) => {}
-        Err(StoreError::NotFound) => {
-            return Err(ApiError::NotFound(format!("no user named {username}")));
-        }
-        Err(err) => return Err(err.into()),
-    }
-    cx.audit
-        .record(
+    let entry = cx
+        .audit
+        .prepare(
             Action::UserDeleted,
             Outcome::Success,
             json!({"username": username}),
         )
-        .await?;
+        .await;
+    match app.users.delete(&username, entry).await {
+        Ok(()) => Ok(empty_response(StatusCode::NO_CONTENT)),
+        Err(StoreError::NotFound) => Err(ApiError::NotFound(format!("no user named {username}"))),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Ends a lock (and forgets the failures) before it runs out: the answer to a lockout
+/// used to keep someone out (README, "Logins and lockouts").
+async fn unlock_user(app: &App, cx: Ctx<'_, Admin>) -> HandlerResult {
+    let username = Username::parse(cx.param("username")?)?;
+    let guard = app.guards.account(username.as_str()).await?;
+    let now = now_secs();
+    let entry = cx
+        .audit
+        .prepare(
+            Action::AccountUnlocked,
+            Outcome::Success,
+            json!({
+                "username": username,
+                "was_locked": guard.locked_for(now).is_some(),
+                "recent_failures": guard.recent_failures(now),
+            }),
+        )
+        .await;
+    app.guards.unlock(username.as_str(), entry).await?;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }

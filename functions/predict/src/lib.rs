@@ -12,16 +12,16 @@ pub mod input;
 
 use ab::AbSplit;
 use inferloop::ApiError;
-use inferloop::audit::{Action, AuditTrail, Outcome};
-use inferloop::auth::{Principal, TokenKeys};
+use inferloop::audit::{Action, Outcome};
+use inferloop::auth::Principal;
 use inferloop::cache::{Cache, CacheStatus, RateLimit};
-use inferloop::config::{self, AuditSettings, AuthSettings, Env};
+use inferloop::config::{self, Env};
 use inferloop::domain::{Line, PredictionId};
 use inferloop::http::{Anyone, Ctx, HandlerResult, Router, json_response};
 use inferloop::model::infer::Prediction;
 use inferloop::model::preprocess::{self, INPUT_LEN, Preprocessed};
 use inferloop::model::registry::{DEFAULT_POINTER_TTL, LoadedModel, Registry};
-use inferloop::service::{Common, Service};
+use inferloop::service::{ColdStart, Common, Service};
 use inferloop::store::models::ModelStore;
 use inferloop::store::predictions::{DriftFeatures, PredictionRecord, PredictionStore};
 use inferloop::telemetry::millis;
@@ -110,13 +110,11 @@ impl App {
         let started = Instant::now();
         ROUTES.check()?;
         let env = config::process_env();
-        let auth = AuthSettings::from_env(&env)?;
-        let audit = AuditSettings::from_env(&env)?;
         let settings = PredictSettings::from_env(&env)?;
-        let sdk = inferloop::aws::sdk_config().await;
+        let start = ColdStart::from_env(&env).await?;
         let sdk_ready = started.elapsed();
-        let cache = cache_from_settings(&sdk, &settings).await?;
-        let app = Self::new(&sdk, auth, audit, settings, cache);
+        let cache = cache_from_settings(&start.sdk, &settings).await?;
+        let app = Self::new(start, settings, cache);
         let clients_ready = started.elapsed();
         // Side by side: the model's fetches and Redis's handshake both wait on the network.
         let ((), cache_connected) = tokio::join!(app.registry.preload(), app.cache.connect());
@@ -133,28 +131,18 @@ impl App {
         Ok(app)
     }
 
-    pub fn new(
-        sdk: &inferloop::aws::SdkConfig,
-        auth: AuthSettings,
-        audit: AuditSettings,
-        settings: PredictSettings,
-        cache: Cache,
-    ) -> Self {
-        let dynamodb = inferloop::aws::dynamodb(sdk);
+    pub fn new(start: ColdStart, settings: PredictSettings, cache: Cache) -> Self {
         let registry = Registry::new(
-            ModelStore::new(dynamodb.clone(), &settings.models_table),
-            inferloop::aws::s3(sdk),
+            ModelStore::new(start.dynamodb.clone(), &settings.models_table),
+            inferloop::aws::s3(&start.sdk),
             &settings.models_bucket,
             &settings.model_name,
             settings.pointer_ttl,
         );
         Self {
-            common: Common {
-                tokens: TokenKeys::new(auth),
-                audit: AuditTrail::new(dynamodb.clone(), audit),
-            },
+            common: start.common,
             registry,
-            predictions: PredictionStore::new(dynamodb, &settings.predictions_table),
+            predictions: PredictionStore::new(start.dynamodb, &settings.predictions_table),
             cache,
             rate_limit: RateLimit::per_hour(settings.rate_limit_per_hour),
             settings,
@@ -338,9 +326,21 @@ async fn predict(app: &App, cx: Ctx<'_, Principal>, choice: LineChoice) -> Handl
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
 
     let created_at = inferloop::time::now_rfc3339();
+    // `cached` tells the caller that *its own* earlier request had this answer: a hit on
+    // someone else's upload is served from the cache all the same (the saving is kept),
+    // but saying so would tell one user what another uploaded.
+    let own_repeat = app
+        .cache
+        .seen_before(
+            &seen_key(username, &cache_key(&model, &image_sha256)),
+            app.settings.cache_ttl,
+        )
+        .await
+        .unwrap_or(false);
     let record = PredictionRecord {
         prediction_id: PredictionId::new().to_string(),
         username: username.to_owned(),
+        user_id: Some(cx.caller.user_id.clone()),
         created_at,
         model_name: model.name.clone(),
         model_version: model.version.clone(),
@@ -358,10 +358,11 @@ async fn predict(app: &App, cx: Ctx<'_, Principal>, choice: LineChoice) -> Handl
         input: answer.input,
         expires_at: now_secs() + app.settings.retention.as_secs(),
     };
-    // Every answer is stored (feedback refers to it); one that cannot be is not given.
-    app.predictions.put(&record).await?;
-    cx.audit
-        .record(
+    // Every answer is stored (feedback refers to it) with its audit entry, in one
+    // transaction; an answer that cannot be is not given.
+    let entry = cx
+        .audit
+        .prepare(
             Action::Predict,
             Outcome::Success,
             serde_json::json!({
@@ -373,7 +374,8 @@ async fn predict(app: &App, cx: Ctx<'_, Principal>, choice: LineChoice) -> Handl
                 "cached": record.cached,
             }),
         )
-        .await?;
+        .await;
+    app.predictions.put(&record, Some(entry)).await?;
     inferloop::telemetry::emit_metric("inferloop", "PredictLatency", latency_ms, "Milliseconds");
 
     let body = PredictResponse {
@@ -386,7 +388,7 @@ async fn predict(app: &App, cx: Ctx<'_, Principal>, choice: LineChoice) -> Handl
             version: &record.model_version,
         },
         line: &record.line,
-        cached: record.cached,
+        cached: record.cached && own_repeat,
         latency_ms: (latency_ms * 1000.0).round() / 1000.0,
         prediccion: record.digit,
         probabilidad: record.probability,
@@ -394,6 +396,13 @@ async fn predict(app: &App, cx: Ctx<'_, Principal>, choice: LineChoice) -> Handl
         ab_version: ab_arm,
     };
     Ok(json_response(StatusCode::OK, &body))
+}
+
+/// Marks that `username` has had the answer under `answer_key`; the name is hashed so
+/// Redis holds no usernames.
+fn seen_key(username: &str, answer_key: &str) -> String {
+    let user = hex::encode(&Sha256::digest(username.as_bytes())[..12]);
+    format!("seen:{user}:{answer_key}")
 }
 
 /// The cache key of DESIGN.md §5: the model version is in it, so a promotion never

@@ -103,10 +103,11 @@ pub enum Action {
     ModelRolledBack,
     AlertSent,
     SlackAlert,
+    AccountUnlocked,
 }
 
 impl Action {
-    pub const ALL: [Self; 24] = [
+    pub const ALL: [Self; 25] = [
         Self::Login,
         Self::LoginFailed,
         Self::AccountLocked,
@@ -131,6 +132,7 @@ impl Action {
         Self::ModelRolledBack,
         Self::AlertSent,
         Self::SlackAlert,
+        Self::AccountUnlocked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -159,6 +161,7 @@ impl Action {
             Self::ModelRolledBack => "model_rolled_back",
             Self::AlertSent => "alert_sent",
             Self::SlackAlert => "slack_alert",
+            Self::AccountUnlocked => "account_unlocked",
         }
     }
 
@@ -398,6 +401,87 @@ impl ChainHead {
     }
 }
 
+/// An entry's slot must be empty: nothing is ever overwritten.
+const SLOT_IS_EMPTY: &str = "attribute_not_exists(chain_id) AND attribute_not_exists(seq)";
+
+/// Free-text fields of an entry come from the request (a header, a claimed username);
+/// each is cut to a length no honest client exceeds, so no request can make its own
+/// entry too large to write (DynamoDB items stop at 400 KB). `details` is bounded by
+/// [`MAX_DETAILS_BYTES`].
+pub const MAX_USER_AGENT_CHARS: usize = 512;
+pub const MAX_IP_CHARS: usize = 64;
+pub const MAX_REQUEST_ID_CHARS: usize = 128;
+pub const MAX_ACTOR_CHARS: usize = 128;
+
+/// `text` cut to `max` characters, the cut marked with how many were left out.
+fn capped(text: &str, max: usize) -> String {
+    let total = text.chars().count();
+    if total <= max {
+        return text.to_owned();
+    }
+    let kept: String = text.chars().take(max).collect();
+    format!("{kept}…[+{} chars]", total - max)
+}
+
+/// An entry prepared for a transaction (see [`AuditTrail::prepare`]), holding this
+/// instance's chain until its fate is known.
+pub struct Pending<'a> {
+    head: Option<tokio::sync::MutexGuard<'a, ChainHead>>,
+    sealed: SealedEntry,
+    table: String,
+}
+
+impl Pending<'_> {
+    /// The conditional put of the entry, for the caller's `TransactWriteItems`.
+    pub fn put(&self) -> Result<aws_sdk_dynamodb::types::TransactWriteItem, AuditError> {
+        let put = aws_sdk_dynamodb::types::Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(self.sealed.to_item()))
+            .condition_expression(SLOT_IS_EMPTY)
+            .build()
+            .map_err(|e| AuditError(StoreError::Dynamo(e.to_string())))?;
+        Ok(aws_sdk_dynamodb::types::TransactWriteItem::builder()
+            .put(put)
+            .build())
+    }
+
+    /// Where the entry lands: `<chain id>#<sequence>`, so a change can name its entry.
+    pub fn reference(&self) -> String {
+        format!("{}#{}", self.sealed.entry.chain_id, self.sealed.entry.seq)
+    }
+
+    /// The transaction committed: the chain moves on past this entry.
+    pub fn written(mut self) {
+        if let Some(mut head) = self.head.take() {
+            head.next_seq += 1;
+            head.prev_mac = self.sealed.mac.clone();
+        }
+    }
+
+    /// The transaction was cancelled (a condition failed): nothing was written, and the
+    /// chain stays where it was.
+    pub fn not_written(mut self) {
+        self.head.take();
+    }
+
+    /// The outcome is unknown (a timeout, a network error): the entry may have landed.
+    /// Continuing this chain could fork it, so the instance starts a fresh one.
+    pub fn unknown(mut self) {
+        if let Some(mut head) = self.head.take() {
+            *head = ChainHead::new();
+            crate::telemetry::emit_metric("inferloop", "AuditWriteFailed", 1.0, "Count");
+        }
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if let Some(mut head) = self.head.take() {
+            *head = ChainHead::new();
+        }
+    }
+}
+
 pub struct AuditTrail {
     client: Client,
     settings: AuditSettings,
@@ -459,6 +543,63 @@ impl AuditTrail {
         details: serde_json::Value,
         at: OffsetDateTime,
     ) -> Result<(), AuditError> {
+        let pending = self
+            .prepare_at(meta, actor, action, outcome, details, at)
+            .await;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.settings.table)
+            .set_item(Some(pending.sealed.to_item()))
+            .condition_expression(SLOT_IS_EMPTY)
+            .send()
+            .await;
+        match result {
+            Ok(_) => {
+                pending.written();
+                Ok(())
+            }
+            Err(err) => {
+                // The write may or may not have landed (a timeout says nothing).
+                pending.unknown();
+                Err(AuditError(sdk_error(err)))
+            }
+        }
+    }
+
+    /// The next entry of this instance's chain, to be written inside the caller's own
+    /// `TransactWriteItems` together with the change it records ([`Pending::put`]), so a
+    /// change and its entry land together or not at all. The chain is held until the
+    /// caller says how the transaction ended; dropping the entry unresolved counts as
+    /// "unknown".
+    pub async fn prepare(
+        &self,
+        meta: &RequestMeta,
+        actor: &str,
+        action: Action,
+        outcome: Outcome,
+        details: serde_json::Value,
+    ) -> Pending<'_> {
+        self.prepare_at(
+            meta,
+            actor,
+            action,
+            outcome,
+            details,
+            OffsetDateTime::now_utc(),
+        )
+        .await
+    }
+
+    async fn prepare_at(
+        &self,
+        meta: &RequestMeta,
+        actor: &str,
+        action: Action,
+        outcome: Outcome,
+        details: serde_json::Value,
+        at: OffsetDateTime,
+    ) -> Pending<'_> {
         let details = details_text(details);
         let actor = if actor.is_empty() {
             ANONYMOUS_ACTOR
@@ -467,41 +608,27 @@ impl AuditTrail {
         };
         let written = OffsetDateTime::now_utc().unix_timestamp().max(0) as u64;
         let expires_at = written + self.settings.retention.as_secs();
-        let mut head = self.head.lock().await;
+        let head = self.head.lock().await;
         let sealed = AuditEntry {
             chain_id: head.chain_id.clone(),
             seq: head.next_seq,
             timestamp: format_timestamp(at),
-            actor: actor.to_owned(),
+            actor: capped(actor, MAX_ACTOR_CHARS),
             action: action.as_str().to_owned(),
             outcome: outcome.as_str().to_owned(),
             details,
-            source_ip: meta.source_ip.clone().unwrap_or_default(),
-            user_agent: meta.user_agent.clone().unwrap_or_default(),
-            request_id: meta.request_id.clone(),
+            source_ip: capped(meta.source_ip.as_deref().unwrap_or_default(), MAX_IP_CHARS),
+            user_agent: capped(
+                meta.user_agent.as_deref().unwrap_or_default(),
+                MAX_USER_AGENT_CHARS,
+            ),
+            request_id: capped(&meta.request_id, MAX_REQUEST_ID_CHARS),
         }
         .seal(&self.settings.hmac_key, &head.prev_mac, expires_at);
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.settings.table)
-            .set_item(Some(sealed.to_item()))
-            .condition_expression("attribute_not_exists(chain_id) AND attribute_not_exists(seq)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => {
-                head.next_seq += 1;
-                head.prev_mac = sealed.mac;
-                Ok(())
-            }
-            Err(err) => {
-                // The write may or may not have landed (a timeout says nothing); continuing
-                // this chain could fork it. A fresh chain keeps every chain verifiable.
-                *head = ChainHead::new();
-                crate::telemetry::emit_metric("inferloop", "AuditWriteFailed", 1.0, "Count");
-                Err(AuditError(sdk_error(err)))
-            }
+        Pending {
+            head: Some(head),
+            sealed,
+            table: self.settings.table.clone(),
         }
     }
 
@@ -616,6 +743,16 @@ mod tests {
         assert_eq!(Outcome::parse("ok"), None);
         assert!(Action::Login.is_user_initiated());
         assert!(!Action::RetrainStarted.is_user_initiated());
+    }
+
+    #[test]
+    fn free_text_is_capped_and_says_how_much_was_cut() {
+        assert_eq!(capped("curl/8.5", 512), "curl/8.5");
+        let long = "é".repeat(410_000);
+        let cut = capped(&long, MAX_USER_AGENT_CHARS);
+        assert!(cut.starts_with(&"é".repeat(MAX_USER_AGENT_CHARS)));
+        assert!(cut.ends_with(&format!("[+{} chars]", 410_000 - MAX_USER_AGENT_CHARS)));
+        assert!(cut.len() < 2_000);
     }
 
     #[test]

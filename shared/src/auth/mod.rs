@@ -1,5 +1,6 @@
 //! Who is calling, and may they: JWTs, roles, passwords, lockout (DESIGN.md §4).
 
+pub mod accounts;
 pub mod lockout;
 pub mod password;
 pub mod token;
@@ -14,6 +15,8 @@ pub use token::{Claims, IssuedToken, TokenKeys};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     pub username: Username,
+    /// The account's id: what the caller owns is stored under it.
+    pub user_id: String,
     pub role: Role,
     pub token_id: String,
 }
@@ -27,7 +30,7 @@ impl Principal {
         if self.is_admin() {
             Ok(())
         } else {
-            Err(ApiError::Forbidden)
+            Err(ApiError::admins_only())
         }
     }
 }

@@ -14,6 +14,9 @@ const LEEWAY_SECS: u64 = 30;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: String,
+    /// The account's id (its `user_id`): a name deleted and taken again is another
+    /// account, and this one's tokens do not work for it.
+    pub uid: String,
     pub role: Role,
     pub iat: u64,
     pub exp: u64,
@@ -53,19 +56,26 @@ impl TokenKeys {
         }
     }
 
-    pub fn issue(&self, username: &Username, role: Role) -> Result<IssuedToken, ApiError> {
-        self.issue_at(username, role, now_secs())
+    pub fn issue(
+        &self,
+        username: &Username,
+        user_id: &str,
+        role: Role,
+    ) -> Result<IssuedToken, ApiError> {
+        self.issue_at(username, user_id, role, now_secs())
     }
 
     pub fn issue_at(
         &self,
         username: &Username,
+        user_id: &str,
         role: Role,
         now: u64,
     ) -> Result<IssuedToken, ApiError> {
         let ttl = self.settings.token_ttl.as_secs();
         let claims = Claims {
             sub: username.as_str().to_owned(),
+            uid: user_id.to_owned(),
             role,
             iat: now,
             exp: now + ttl,
@@ -109,9 +119,13 @@ impl TokenKeys {
         if claims.jti.is_empty() {
             return Err(invalid("has no id"));
         }
+        if claims.uid.is_empty() {
+            return Err(invalid("names no account"));
+        }
         let username = Username::parse(&claims.sub).map_err(|_| invalid("names no valid user"))?;
         Ok(Principal {
             username,
+            user_id: claims.uid,
             role: claims.role,
             token_id: claims.jti,
         })
@@ -156,7 +170,7 @@ mod tests {
 
     fn good_claims() -> serde_json::Value {
         let now = now_secs();
-        json!({"sub": "bob", "role": "admin", "iat": now, "exp": now + 600,
+        json!({"sub": "bob", "uid": "01JBOB", "role": "admin", "iat": now, "exp": now + 600,
                "iss": "inferloop", "aud": "inferloop-api", "jti": "01J"})
     }
 
@@ -166,21 +180,22 @@ mod tests {
 
     #[test]
     fn an_issued_token_verifies_and_carries_every_claim() {
-        let issued = keys().issue(&bob(), Role::Admin).unwrap();
+        let issued = keys().issue(&bob(), "01JBOB", Role::Admin).unwrap();
         assert_eq!(issued.expires_in, 3600);
         assert_eq!(issued.claims.exp - issued.claims.iat, 3600);
         let principal = keys().verify(&issued.token).unwrap();
         assert_eq!(principal.username, bob());
         assert_eq!(principal.role, Role::Admin);
+        assert_eq!(principal.user_id, "01JBOB");
         assert_eq!(principal.token_id, issued.claims.jti);
-        let other = keys().issue(&bob(), Role::Admin).unwrap();
+        let other = keys().issue(&bob(), "01JBOB", Role::Admin).unwrap();
         assert_ne!(other.claims.jti, issued.claims.jti, "jti must be unique");
     }
 
     #[test]
     fn an_expired_token_is_refused() {
         let issued = keys()
-            .issue_at(&bob(), Role::User, now_secs() - 7200)
+            .issue_at(&bob(), "01JBOB", Role::User, now_secs() - 7200)
             .unwrap();
         assert_eq!(code_of(keys().verify(&issued.token)), "token_expired");
     }
@@ -236,7 +251,7 @@ mod tests {
 
     #[test]
     fn every_claim_is_required() {
-        for missing in ["sub", "role", "iat", "exp", "iss", "aud", "jti"] {
+        for missing in ["sub", "role", "iat", "exp", "iss", "aud", "jti", "uid"] {
             let mut claims = good_claims();
             claims.as_object_mut().unwrap().remove(missing);
             assert_eq!(

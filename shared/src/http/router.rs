@@ -22,6 +22,7 @@
 
 use super::{RequestMeta, error_response, percent_decode};
 use crate::audit::{Action, AuditTrail, Outcome};
+use crate::auth::accounts::Freshness;
 use crate::auth::{Principal, authenticate};
 use crate::error::ApiError;
 use crate::service::Service;
@@ -113,6 +114,20 @@ impl<'a> AuditScope<'a> {
         self.recorded.store(true, Ordering::SeqCst);
         self.trail
             .record(&self.meta, &self.actor, action, outcome, details)
+            .await
+    }
+
+    /// The entry of a state change, to be written in the same transaction as the change
+    /// (see [`AuditTrail::prepare`]).
+    pub async fn prepare(
+        &self,
+        action: Action,
+        outcome: Outcome,
+        details: serde_json::Value,
+    ) -> crate::audit::Pending<'a> {
+        self.recorded.store(true, Ordering::SeqCst);
+        self.trail
+            .prepare(&self.meta, &self.actor, action, outcome, details)
             .await
     }
 
@@ -599,6 +614,10 @@ impl<A: Service> Router<A> {
             }
             Dispatch::User(handler) => {
                 let principal = authenticate(&req, &app.common().tokens)?;
+                app.common()
+                    .accounts
+                    .confirm(&principal, Freshness::Cached)
+                    .await?;
                 let cx = Ctx {
                     audit: scope(principal.username.as_str()),
                     req,
@@ -610,6 +629,11 @@ impl<A: Service> Router<A> {
             Dispatch::Admin(action, handler) => {
                 let action = *action;
                 let principal = authenticate(&req, &app.common().tokens)?;
+                // A removed or demoted admin's token stops at once: read the account now.
+                app.common()
+                    .accounts
+                    .confirm(&principal, Freshness::Now)
+                    .await?;
                 let audit = scope(principal.username.as_str());
                 if !principal.is_admin() {
                     audit
@@ -619,7 +643,7 @@ impl<A: Service> Router<A> {
                             json!({"reason": "not_admin", "path": req.uri().path()}),
                         )
                         .await;
-                    return Err(ApiError::Forbidden);
+                    return Err(ApiError::admins_only());
                 }
                 let path = req.uri().path().to_owned();
                 let is_read = req.method() == Method::GET;

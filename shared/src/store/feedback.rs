@@ -7,27 +7,14 @@
 use super::aggregates::FeedbackCounts;
 use super::cursor::Resumable;
 use super::predictions::PredictionRecord;
-use super::{Item, StoreError, get_s, n, s, sdk_error};
+use super::{Item, Refused, StoreError, get_s, n, s, sdk_error};
 use crate::domain::{Username, VersionName};
-use crate::retry::{Backoff, Step};
 use crate::time::day_of;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
-use std::time::Duration;
 
 pub const BY_DAY_INDEX: &str = "by_day";
 pub const BY_USER_INDEX: &str = "by_user";
-/// Transactions on the same counters conflict under load (TransactionConflict); each
-/// attempt is all-or-nothing, so retrying is safe.
-const TRANSACTION_RETRIES: Backoff = Backoff {
-    base: Duration::from_millis(10),
-    cap: Duration::from_millis(200),
-    max_attempts: 8,
-    budget: Duration::from_secs(3),
-};
-
 /// A feedback as submitted, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewFeedback {
@@ -81,6 +68,10 @@ pub struct FeedbackItem {
     /// The prediction's A/B arm (`/api/ab/predict` only); `variant` in the listing.
     #[serde(rename = "variant", skip_serializing_if = "Option::is_none")]
     pub ab_arm: Option<String>,
+    /// Where its audit entry is (`<chain>#<sequence>`), written in the same transaction;
+    /// `None` for feedback stored before entries joined it.
+    #[serde(skip)]
+    pub audit_ref: Option<String>,
 }
 
 /// What a submission did.
@@ -153,6 +144,7 @@ impl FeedbackStore {
         &self,
         feedback: &NewFeedback,
         prediction: &PredictionRecord,
+        audit: crate::audit::Pending<'_>,
     ) -> Result<Submission, StoreError> {
         let item = FeedbackItem {
             feedback_id: feedback.feedback_id.clone(),
@@ -168,6 +160,7 @@ impl FeedbackStore {
             line: prediction.line.clone(),
             route: prediction.route.clone(),
             ab_arm: prediction.ab_arm.clone(),
+            audit_ref: Some(audit.reference()),
         };
         let label = feedback.known_label(prediction.digit);
         let counts = FeedbackCounts {
@@ -206,43 +199,46 @@ impl FeedbackStore {
             items.push(TransactWriteItem::builder().update(mark).build());
         }
 
-        /// How one attempt ended, when it did not write.
-        enum Refused {
-            FeedbackExists,
-            PredictionMissing,
-            Failed(StoreError),
-        }
-        let attempt = TRANSACTION_RETRIES
-            .run(|_| {
-                let send = self
-                    .client
-                    .transact_write_items()
-                    .set_transact_items(Some(items.clone()))
-                    .send();
-                async move {
-                    match send.await {
-                        Ok(_) => Step::Done(()),
-                        Err(err) => match cancellation(&err) {
-                            Cancelled::FeedbackExists => Step::Fail(Refused::FeedbackExists),
-                            Cancelled::PredictionMissing => Step::Fail(Refused::PredictionMissing),
-                            Cancelled::Conflict => Step::Retry(Refused::Failed(
-                                StoreError::Dynamo("feedback transaction kept conflicting".into()),
-                            )),
-                            Cancelled::Other => Step::Fail(Refused::Failed(sdk_error(err))),
-                        },
-                    }
-                }
-            })
-            .await;
-        match attempt.map_err(|stopped| stopped.error) {
+        // Indexes of the writes whose conditions matter: the feedback put (one per
+        // prediction), and the mark on the prediction (it must still exist).
+        const FEEDBACK: usize = 0;
+        const MARK: usize = 3;
+        match super::transact_audited(&self.client, items, audit).await {
             Ok(()) => Ok(Submission::Created),
-            Err(Refused::FeedbackExists) => match self.get(&feedback.prediction_id).await? {
+            Err(Refused::Condition(FEEDBACK)) => match self.get(&feedback.prediction_id).await? {
                 Some(existing) => Ok(Submission::Exists(Box::new(existing))),
                 // Deleted in between: treat as a conflict the client can retry.
                 None => Err(StoreError::Conflict),
             },
-            Err(Refused::PredictionMissing) => Err(StoreError::NotFound),
-            Err(Refused::Failed(err)) => Err(err),
+            Err(Refused::Condition(MARK)) if label.is_some() => Err(StoreError::NotFound),
+            Err(other) => Err(other.into_store_error()),
+        }
+    }
+
+    /// For feedback stored before entries joined its transaction: writes the entry it
+    /// never had and records where it is, in one transaction (conditional on the mark
+    /// still missing, so two retries at once write one entry).
+    pub async fn mark_audited_with(
+        &self,
+        prediction_id: &str,
+        audit_ref: &str,
+        audit: crate::audit::Pending<'_>,
+    ) -> Result<(), StoreError> {
+        let mark = Update::builder()
+            .table_name(&self.table)
+            .key("prediction_id", s(prediction_id))
+            .update_expression("SET audit_ref = :r")
+            .condition_expression(
+                "attribute_exists(prediction_id) AND attribute_not_exists(audit_ref)",
+            )
+            .expression_attribute_values(":r", s(audit_ref))
+            .build()
+            .map_err(|e| StoreError::Dynamo(e.to_string()))?;
+        let items = vec![TransactWriteItem::builder().update(mark).build()];
+        match super::transact_audited(&self.client, items, audit).await {
+            // Marked meanwhile by another retry: its entry is the one.
+            Ok(()) | Err(Refused::Condition(0)) => Ok(()),
+            Err(other) => Err(other.into_store_error()),
         }
     }
 
@@ -423,35 +419,6 @@ fn previous_day(day: &str) -> Option<String> {
         .map(crate::time::format_day)
 }
 
-enum Cancelled {
-    FeedbackExists,
-    PredictionMissing,
-    Conflict,
-    Other,
-}
-
-fn cancellation<R>(err: &SdkError<TransactWriteItemsError, R>) -> Cancelled {
-    let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
-        err.as_service_error()
-    else {
-        return Cancelled::Other;
-    };
-    let reasons = cancelled.cancellation_reasons();
-    let code = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
-    if code(0) == "ConditionalCheckFailed" {
-        Cancelled::FeedbackExists
-    } else if code(3) == "ConditionalCheckFailed" {
-        Cancelled::PredictionMissing
-    } else if reasons
-        .iter()
-        .any(|r| matches!(r.code(), Some("TransactionConflict")))
-    {
-        Cancelled::Conflict
-    } else {
-        Cancelled::Other
-    }
-}
-
 fn to_item(f: &FeedbackItem) -> Item {
     let mut item = Item::from([
         ("prediction_id".to_owned(), s(&f.prediction_id)),
@@ -471,6 +438,9 @@ fn to_item(f: &FeedbackItem) -> Item {
     }
     if let Some(comment) = &f.comment {
         item.insert("comment".to_owned(), s(comment));
+    }
+    if let Some(reference) = &f.audit_ref {
+        item.insert("audit_ref".to_owned(), s(reference));
     }
     if let Some(arm) = &f.ab_arm {
         item.insert("variant".to_owned(), s(arm));
@@ -507,6 +477,7 @@ fn from_item(item: &Item) -> Result<FeedbackItem, StoreError> {
         line: get_s(item, "line")?.to_owned(),
         route: get_s(item, "route")?.to_owned(),
         ab_arm: optional("variant"),
+        audit_ref: optional("audit_ref"),
     })
 }
 
@@ -529,6 +500,7 @@ mod tests {
             line: "v2".into(),
             route: "ab".into(),
             ab_arm: Some("v2".into()),
+            audit_ref: Some("01CHAIN#4".into()),
         }
     }
 

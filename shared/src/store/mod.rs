@@ -3,6 +3,7 @@
 pub mod aggregates;
 pub mod cursor;
 pub mod feedback;
+pub mod guards;
 pub mod models;
 pub mod predictions;
 pub mod users;
@@ -56,6 +57,111 @@ pub(crate) async fn put_new(
 }
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
+
+/// Why a change and its audit entry were not written together.
+#[derive(Debug)]
+pub(crate) enum Refused {
+    /// The condition of the write at this index failed: nothing was written.
+    Condition(usize),
+    Failed(StoreError),
+}
+
+impl Refused {
+    /// For a change whose writes carry no condition but the audit entry's own.
+    pub(crate) fn into_store_error(self) -> StoreError {
+        match self {
+            Self::Condition(_) => StoreError::Dynamo("the audit entry's slot was taken".into()),
+            Self::Failed(err) => err,
+        }
+    }
+}
+
+/// Concurrent transactions on the same items cancel each other (TransactionConflict);
+/// a cancelled transaction wrote nothing, so it is simply tried again.
+const TRANSACTION_RETRIES: crate::retry::Backoff = crate::retry::Backoff {
+    base: std::time::Duration::from_millis(10),
+    cap: std::time::Duration::from_millis(200),
+    max_attempts: 8,
+    budget: std::time::Duration::from_secs(3),
+};
+
+/// Writes `items` and the audit entry `audit` in one `TransactWriteItems` (the entry
+/// last), so the change and its record land together or not at all (DESIGN.md §13).
+/// The audit chain learns the outcome: written, cancelled (nothing landed), or unknown.
+pub(crate) async fn transact_audited(
+    client: &aws_sdk_dynamodb::Client,
+    mut items: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+    audit: crate::audit::Pending<'_>,
+) -> Result<(), Refused> {
+    use crate::retry::Step;
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+
+    /// How a failed attempt ended, as far as anyone can know.
+    enum Ended {
+        /// DynamoDB cancelled it (nothing was written): a condition failed at this index,
+        /// or it lost to another transaction (`None`).
+        Cancelled(Option<usize>),
+        /// No answer, or another error: it may have been written.
+        Unknown,
+    }
+
+    match audit.put() {
+        Ok(put) => items.push(put),
+        Err(err) => return Err(Refused::Failed(StoreError::Dynamo(err.to_string()))),
+    }
+    let attempt = TRANSACTION_RETRIES
+        .run(|_| {
+            let send = client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send();
+            async move {
+                let err = match send.await {
+                    Ok(_) => return Step::Done(()),
+                    Err(err) => err,
+                };
+                let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+                    err.as_service_error()
+                else {
+                    return Step::Fail((Ended::Unknown, sdk_error(err)));
+                };
+                let reasons = cancelled.cancellation_reasons();
+                let failed_condition = reasons
+                    .iter()
+                    .position(|r| r.code() == Some("ConditionalCheckFailed"));
+                let lost_a_race = reasons
+                    .iter()
+                    .any(|r| r.code() == Some("TransactionConflict"));
+                let error = sdk_error(err);
+                match failed_condition {
+                    Some(index) => Step::Fail((Ended::Cancelled(Some(index)), error)),
+                    None if lost_a_race => Step::Retry((Ended::Cancelled(None), error)),
+                    None => Step::Fail((Ended::Cancelled(None), error)),
+                }
+            }
+        })
+        .await;
+    match attempt {
+        Ok(()) => {
+            audit.written();
+            Ok(())
+        }
+        Err(stopped) => match stopped.error {
+            (Ended::Cancelled(Some(index)), _) => {
+                audit.not_written();
+                Err(Refused::Condition(index))
+            }
+            (Ended::Cancelled(None), error) => {
+                audit.not_written();
+                Err(Refused::Failed(error))
+            }
+            (Ended::Unknown, error) => {
+                audit.unknown();
+                Err(Refused::Failed(error))
+            }
+        },
+    }
+}
 
 pub(crate) fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
     item.get(name)

@@ -49,6 +49,9 @@ impl DriftFeatures {
 pub struct PredictionRecord {
     pub prediction_id: String,
     pub username: String,
+    /// The owner's account id (`None` for predictions stored before accounts had ids):
+    /// what feedback checks ownership by, so a name taken again owns none of these.
+    pub user_id: Option<String>,
     /// RFC 3339, fixed width (sorts as time).
     pub created_at: String,
     pub model_name: String,
@@ -104,8 +107,33 @@ impl PredictionStore {
     }
 
     /// Stores a new prediction; its id is fresh, so an existing item is a bug (`Conflict`).
-    pub async fn put(&self, record: &PredictionRecord) -> Result<(), StoreError> {
-        super::put_new(&self.client, &self.table, to_item(record), "prediction_id").await
+    /// With `audit`, the prediction and its audit entry are one transaction.
+    pub async fn put(
+        &self,
+        record: &PredictionRecord,
+        audit: Option<crate::audit::Pending<'_>>,
+    ) -> Result<(), StoreError> {
+        let Some(audit) = audit else {
+            return super::put_new(&self.client, &self.table, to_item(record), "prediction_id")
+                .await;
+        };
+        let put = aws_sdk_dynamodb::types::Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(to_item(record)))
+            .condition_expression("attribute_not_exists(prediction_id)")
+            .build()
+            .map_err(|e| StoreError::Dynamo(e.to_string()))?;
+        let items = vec![
+            aws_sdk_dynamodb::types::TransactWriteItem::builder()
+                .put(put)
+                .build(),
+        ];
+        super::transact_audited(&self.client, items, audit)
+            .await
+            .map_err(|refused| match refused {
+                super::Refused::Condition(0) => StoreError::Conflict,
+                other => other.into_store_error(),
+            })
     }
 
     pub async fn get(&self, prediction_id: &str) -> Result<Option<PredictionRecord>, StoreError> {
@@ -174,6 +202,9 @@ fn to_item(r: &PredictionRecord) -> Item {
         ),
         ("expires_at".to_owned(), n(r.expires_at)),
     ]);
+    if let Some(user_id) = &r.user_id {
+        item.insert("user_id".to_owned(), s(user_id));
+    }
     if let Some(arm) = &r.ab_arm {
         item.insert("variant".to_owned(), s(arm));
     }
@@ -236,6 +267,7 @@ fn from_item(item: &Item) -> Result<PredictionRecord, StoreError> {
     Ok(PredictionRecord {
         prediction_id: get_s(item, "prediction_id")?.to_owned(),
         username: get_s(item, "username")?.to_owned(),
+        user_id: optional("user_id"),
         created_at: get_s(item, "created_at")?.to_owned(),
         model_name: get_s(item, "model_name")?.to_owned(),
         model_version: get_s(item, "model_version")?.to_owned(),
@@ -274,6 +306,7 @@ mod tests {
         PredictionRecord {
             prediction_id: "01JPRED".into(),
             username: "alice".into(),
+            user_id: Some("01JALICE".into()),
             created_at: "2026-11-23T14:05:06.123456Z".into(),
             model_name: "mnist".into(),
             model_version: "v2.0".into(),

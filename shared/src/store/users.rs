@@ -1,24 +1,33 @@
 //! The Users table: one item per account, keyed by `username`.
 //!
-//! Attributes: `password_hash` (Argon2id PHC string), `role`, `created_at`,
-//! `recent_failures` (list of unix seconds), `locked_until`, and `version`, which every
-//! update checks and bumps so that concurrent logins cannot lose a failure.
+//! Attributes: `user_id` (a ULID given at creation: the account's identity, carried in
+//! its tokens and stored with what it owns, so a name deleted and taken again is another
+//! account), `password_hash` (Argon2id PHC string), `role`, `created_at`. Failed-login
+//! windows live in the LoginGuards table (shared/src/store/guards.rs).
 
-use super::{Item, StoreError, get_n_opt, get_s, is_conditional_failure, n, s, sdk_error};
-use crate::auth::lockout::LoginGuard;
+use super::{Item, Refused, StoreError, get_s, is_conditional_failure, s, sdk_error};
+use crate::audit::Pending;
 use crate::domain::{Role, Username};
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 use serde::Serialize;
 
 #[derive(Debug, Clone)]
 pub struct User {
     pub username: Username,
+    /// `None` only for an account created before accounts had ids (see
+    /// [`UserStore::assign_id`]).
+    pub user_id: Option<String>,
     pub password_hash: String,
     pub role: Role,
     pub created_at: String,
-    pub guard: LoginGuard,
-    pub version: u64,
+}
+
+/// What a token's account check needs: who the account is now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub user_id: Option<String>,
+    pub role: Role,
 }
 
 /// What an admin sees of an account: never the hash.
@@ -44,6 +53,10 @@ pub struct UserPage {
     pub last_username: Option<String>,
 }
 
+/// The attributes anyone but login may read of an account (the IAM policy of the
+/// other functions allows these alone): never the hash.
+pub const ACCOUNT_ATTRIBUTES: &str = "username, user_id, #r";
+
 #[derive(Clone)]
 pub struct UserStore {
     client: Client,
@@ -62,7 +75,7 @@ impl UserStore {
         &self.table
     }
 
-    /// A consistent read: lockout decisions must see the latest failures.
+    /// The whole account, hash included (login only).
     pub async fn get(&self, username: &Username) -> Result<Option<User>, StoreError> {
         let out = self
             .client
@@ -76,77 +89,127 @@ impl UserStore {
         out.item.map(|item| user_from_item(&item)).transpose()
     }
 
-    /// Creates the account; `Conflict` when the username is taken.
-    pub async fn create(&self, user: &NewUser, created_at: &str) -> Result<(), StoreError> {
-        let result = self
+    /// Who the account named `username` is now, reading only [`ACCOUNT_ATTRIBUTES`];
+    /// `consistent` for a decision that must see a deletion made a moment ago.
+    pub async fn account(
+        &self,
+        username: &str,
+        consistent: bool,
+    ) -> Result<Option<Account>, StoreError> {
+        let out = self
             .client
-            .put_item()
+            .get_item()
             .table_name(&self.table)
-            .item("username", s(user.username.as_str()))
-            .item("password_hash", s(&user.password_hash))
-            .item("role", s(user.role.as_str()))
-            .item("created_at", s(created_at))
-            .item("recent_failures", AttributeValue::L(Vec::new()))
-            .item("version", n(0))
-            .condition_expression("attribute_not_exists(username)")
+            .key("username", s(username))
+            .projection_expression(ACCOUNT_ATTRIBUTES)
+            .expression_attribute_names("#r", "role")
+            .consistent_read(consistent)
             .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_conditional_failure(&e) => Err(StoreError::Conflict),
-            Err(e) => Err(sdk_error(e)),
-        }
+            .await
+            .map_err(sdk_error)?;
+        out.item
+            .map(|item| {
+                Ok(Account {
+                    user_id: optional_s(&item, "user_id"),
+                    role: parse_role(&item)?,
+                })
+            })
+            .transpose()
     }
 
-    /// Deletes the account; `NotFound` when there was none.
-    pub async fn delete(&self, username: &Username) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .delete_item()
+    /// Creates the account with a fresh id (returned); `Conflict` when the username is
+    /// taken. With `audit`, the account and its audit entry are one transaction.
+    pub async fn create(
+        &self,
+        user: &NewUser,
+        created_at: &str,
+        audit: Option<Pending<'_>>,
+    ) -> Result<String, StoreError> {
+        let user_id = ulid::Ulid::new().to_string();
+        let item = Item::from([
+            ("username".to_owned(), s(user.username.as_str())),
+            ("user_id".to_owned(), s(&user_id)),
+            ("password_hash".to_owned(), s(&user.password_hash)),
+            ("role".to_owned(), s(user.role.as_str())),
+            ("created_at".to_owned(), s(created_at)),
+        ]);
+        let new_name = "attribute_not_exists(username)";
+        let Some(audit) = audit else {
+            let result = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression(new_name)
+                .send()
+                .await;
+            return match result {
+                Ok(_) => Ok(user_id),
+                Err(e) if is_conditional_failure(&e) => Err(StoreError::Conflict),
+                Err(e) => Err(sdk_error(e)),
+            };
+        };
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(new_name)
+            .build()
+            .map_err(|e| StoreError::Dynamo(e.to_string()))?;
+        let items = vec![TransactWriteItem::builder().put(put).build()];
+        super::transact_audited(&self.client, items, audit)
+            .await
+            .map_err(|refused| match refused {
+                Refused::Condition(0) => StoreError::Conflict,
+                Refused::Condition(_) => {
+                    StoreError::Dynamo("the audit entry's slot was taken".into())
+                }
+                Refused::Failed(err) => err,
+            })?;
+        Ok(user_id)
+    }
+
+    /// Deletes the account and writes its audit entry, in one transaction; `NotFound`
+    /// when there was none (nothing is written then).
+    pub async fn delete(&self, username: &Username, audit: Pending<'_>) -> Result<(), StoreError> {
+        let delete = Delete::builder()
             .table_name(&self.table)
             .key("username", s(username.as_str()))
             .condition_expression("attribute_exists(username)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_conditional_failure(&e) => Err(StoreError::NotFound),
-            Err(e) => Err(sdk_error(e)),
-        }
+            .build()
+            .map_err(|e| StoreError::Dynamo(e.to_string()))?;
+        let items = vec![TransactWriteItem::builder().delete(delete).build()];
+        super::transact_audited(&self.client, items, audit)
+            .await
+            .map_err(|refused| match refused {
+                Refused::Condition(0) => StoreError::NotFound,
+                Refused::Condition(_) => {
+                    StoreError::Dynamo("the audit entry's slot was taken".into())
+                }
+                Refused::Failed(err) => err,
+            })
     }
 
-    /// Stores a new lockout state if the account is still at `expected_version`;
-    /// `Conflict` if it changed (or does not exist), so the caller can re-read and retry.
-    pub async fn save_guard(
-        &self,
-        username: &Username,
-        expected_version: u64,
-        guard: &LoginGuard,
-    ) -> Result<(), StoreError> {
-        let failures = guard.recent_failures.iter().map(|t| n(*t)).collect();
-        let mut update = self
+    /// Gives an account made before accounts had ids its id (once: conditional), and
+    /// returns the id it has.
+    pub async fn assign_id(&self, username: &Username) -> Result<String, StoreError> {
+        let fresh = ulid::Ulid::new().to_string();
+        let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("username", s(username.as_str()))
-            .condition_expression("attribute_exists(username) AND #v = :expected")
-            .expression_attribute_names("#v", "version")
-            .expression_attribute_values(":expected", n(expected_version))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":failures", AttributeValue::L(failures));
-        update = match guard.locked_until {
-            Some(until) => update
-                .update_expression(
-                    "SET recent_failures = :failures, locked_until = :until ADD #v :one",
-                )
-                .expression_attribute_values(":until", n(until)),
-            None => update.update_expression(
-                "SET recent_failures = :failures REMOVE locked_until ADD #v :one",
-            ),
-        };
-        match update.send().await {
-            Ok(_) => Ok(()),
-            Err(e) if is_conditional_failure(&e) => Err(StoreError::Conflict),
+            .update_expression("SET user_id = :id")
+            .condition_expression("attribute_exists(username) AND attribute_not_exists(user_id)")
+            .expression_attribute_values(":id", s(&fresh))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(fresh),
+            Err(e) if is_conditional_failure(&e) => self
+                .get(username)
+                .await?
+                .and_then(|u| u.user_id)
+                .ok_or(StoreError::NotFound),
             Err(e) => Err(sdk_error(e)),
         }
     }
@@ -159,13 +222,12 @@ impl UserStore {
             .scan()
             .table_name(&self.table)
             .limit(limit as i32)
-            .projection_expression("username, #r, created_at, locked_until")
+            .projection_expression("username, #r, created_at")
             .expression_attribute_names("#r", "role");
         if let Some(after) = after {
             scan = scan.exclusive_start_key("username", s(after));
         }
         let out = scan.send().await.map_err(sdk_error)?;
-        let now = crate::time::now_secs();
         let users = out
             .items()
             .iter()
@@ -174,7 +236,8 @@ impl UserStore {
                     username: get_s(item, "username")?.to_owned(),
                     role: parse_role(item)?,
                     created_at: get_s(item, "created_at")?.to_owned(),
-                    locked: get_n_opt(item, "locked_until")?.is_some_and(|t| t > now),
+                    // The lock lives in LoginGuards; the caller fills it in.
+                    locked: false,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
@@ -194,27 +257,18 @@ fn parse_role(item: &Item) -> Result<Role, StoreError> {
     Role::parse(get_s(item, "role")?).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+fn optional_s(item: &Item, name: &str) -> Option<String> {
+    item.get(name).and_then(|v| v.as_s().ok()).cloned()
+}
+
 fn user_from_item(item: &Item) -> Result<User, StoreError> {
     let username = Username::parse(get_s(item, "username")?)
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let recent_failures = match item.get("recent_failures") {
-        None => Vec::new(),
-        Some(AttributeValue::L(list)) => list
-            .iter()
-            .map(|v| v.as_n().ok().and_then(|n| n.parse().ok()))
-            .collect::<Option<Vec<u64>>>()
-            .ok_or_else(|| StoreError::Corrupt("recent_failures holds a non-number".into()))?,
-        Some(_) => return Err(StoreError::Corrupt("recent_failures is not a list".into())),
-    };
     Ok(User {
         username,
+        user_id: optional_s(item, "user_id"),
         password_hash: get_s(item, "password_hash")?.to_owned(),
         role: parse_role(item)?,
         created_at: get_s(item, "created_at")?.to_owned(),
-        guard: LoginGuard {
-            recent_failures,
-            locked_until: get_n_opt(item, "locked_until")?,
-        },
-        version: get_n_opt(item, "version")?.unwrap_or(0),
     })
 }

@@ -5,7 +5,7 @@ pub mod lambda_process;
 pub mod runtime_api;
 
 use base64::Engine;
-use inferloop::domain::{Role, Username};
+use inferloop::domain::Role;
 use inferloop::model::dataset::{Dataset, Split};
 use inferloop::model::nn::Rng;
 use inferloop::model::train;
@@ -36,16 +36,15 @@ fn cargo() -> String {
 /// with the functions' env). Its own user, because the rate limit (1,000 an hour per user
 /// and line) lives in Redis, which outlives the run: a second run within the hour as the
 /// same user was answered 429 for half its requests.
+/// The account is made in the stack's Users table: the function checks that a token's
+/// account exists.
 fn token() -> String {
-    let env = inferloop::config::process_env();
-    let keys = inferloop::auth::TokenKeys::new(
-        inferloop::config::AuthSettings::from_env(&env)
-            .expect("JWT settings in the environment (run through `cargo xtask bench predict`)"),
-    );
     let user = format!("bench-{}", ulid::Ulid::new().to_string().to_lowercase());
-    keys.issue(&Username::parse(&user).expect("name"), Role::User)
-        .expect("token")
-        .token
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(integration_tests::token_for(&user, Role::User))
 }
 
 /// An API Gateway v2 event for `path` with `image` as a raw body.
