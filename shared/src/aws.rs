@@ -10,6 +10,19 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
     aws_config::defaults(BehaviorVersion::latest()).load().await
 }
 
+/// The string value of the Secrets Manager secret `id` (a name or an ARN): how a
+/// function gets a key at cold start without it ever being in its configuration.
+pub async fn secret_string(config: &aws_config::SdkConfig, id: &str) -> Result<String, String> {
+    let out = aws_sdk_secretsmanager::Client::new(config)
+        .get_secret_value()
+        .secret_id(id)
+        .send()
+        .await
+        .map_err(|e| crate::error::error_chain(&e))?;
+    out.secret_string
+        .ok_or_else(|| format!("secret {id} holds no string"))
+}
+
 pub fn dynamodb(config: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(config)
 }

@@ -11,6 +11,8 @@ pub enum ConfigError {
     Missing(&'static str),
     #[error("environment variable {name} is invalid: {reason}")]
     Invalid { name: &'static str, reason: String },
+    #[error("the secret named by {name} could not be read: {reason}")]
+    Secret { name: &'static str, reason: String },
 }
 
 /// Reads variables through a lookup function so tests need not touch the process env.
@@ -62,45 +64,67 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         Ok(value)
     }
 
-    /// A secret key: at least 32 bytes, never defaulted.
+    /// A secret key given as a value: at least 32 bytes, never defaulted. (Functions
+    /// read theirs from Secrets Manager, [`Env::secret_from_manager`]; this is for tools
+    /// and tests that are handed one.)
     pub fn secret(&self, name: &'static str) -> Result<Vec<u8>, ConfigError> {
-        let value = self.required(name)?;
-        if value.len() < MIN_SECRET_BYTES {
-            return Err(ConfigError::Invalid {
-                name,
-                reason: format!("must be at least {MIN_SECRET_BYTES} bytes"),
-            });
-        }
-        Ok(value.into_bytes())
+        checked_secret(name, self.required(name)?)
     }
+
+    /// The secret whose Secrets Manager id (name or ARN) is in `name`, read now; at least
+    /// 32 bytes. The function's configuration holds only the id: reading the value
+    /// needs `secretsmanager:GetSecretValue` on that secret, which IAM grants per function.
+    pub async fn secret_from_manager(
+        &self,
+        name: &'static str,
+        sdk: &crate::aws::SdkConfig,
+    ) -> Result<Vec<u8>, ConfigError> {
+        let id = self.required(name)?;
+        let value = crate::aws::secret_string(sdk, &id)
+            .await
+            .map_err(|reason| ConfigError::Secret { name, reason })?;
+        checked_secret(name, value)
+    }
+}
+
+fn checked_secret(name: &'static str, value: String) -> Result<Vec<u8>, ConfigError> {
+    if value.len() < MIN_SECRET_BYTES {
+        return Err(ConfigError::Invalid {
+            name,
+            reason: format!("must be at least {MIN_SECRET_BYTES} bytes"),
+        });
+    }
+    Ok(value.into_bytes())
 }
 
 pub const MIN_SECRET_BYTES: usize = 32;
 
-/// Token signing and checking (DESIGN.md §4).
-#[derive(Clone)]
+/// Token checking (DESIGN.md §4): tokens are EdDSA (Ed25519); every function verifies
+/// them with the public key, and only login, which signs them, reads the private key
+/// ([`TokenKeys::with_signing_key`](crate::auth::TokenKeys::with_signing_key)).
+#[derive(Debug, Clone)]
 pub struct AuthSettings {
-    pub jwt_secret: Vec<u8>,
+    /// The Ed25519 public key, 32 bytes (`JWT_PUBLIC_KEY`: base64url, unpadded).
+    pub public_key: Vec<u8>,
     pub issuer: String,
     pub audience: String,
     pub token_ttl: Duration,
 }
 
-impl std::fmt::Debug for AuthSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthSettings")
-            .field("jwt_secret", &"<redacted>")
-            .field("issuer", &self.issuer)
-            .field("audience", &self.audience)
-            .field("token_ttl", &self.token_ttl)
-            .finish()
-    }
-}
-
 impl AuthSettings {
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        use base64::Engine;
+        let raw = env.required("JWT_PUBLIC_KEY")?;
+        let public_key = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(raw.trim())
+            .ok()
+            .filter(|key| key.len() == 32)
+            .ok_or(ConfigError::Invalid {
+                name: "JWT_PUBLIC_KEY",
+                reason: "must be an Ed25519 public key: 32 bytes, base64url without padding".into(),
+            })?;
         Ok(Self {
-            jwt_secret: env.secret("JWT_SECRET")?,
+            public_key,
             issuer: env.required("JWT_ISSUER")?,
             audience: env.required("JWT_AUDIENCE")?,
             token_ttl: Duration::from_secs(env.number_or("JWT_TTL_SECONDS", 3600, 60..=86_400)?),
@@ -127,11 +151,29 @@ impl std::fmt::Debug for AuditSettings {
 }
 
 impl AuditSettings {
+    /// With the key given as a value (`AUDIT_HMAC_KEY`): for tools and tests.
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        Self::with_key(env, env.secret("AUDIT_HMAC_KEY")?)
+    }
+
+    /// With the key read from the Secrets Manager secret `AUDIT_KEY_SECRET` names: how
+    /// a function gets it.
+    pub async fn from_manager<F: Fn(&str) -> Option<String>>(
+        env: &Env<F>,
+        sdk: &crate::aws::SdkConfig,
+    ) -> Result<Self, ConfigError> {
+        let key = env.secret_from_manager("AUDIT_KEY_SECRET", sdk).await?;
+        Self::with_key(env, key)
+    }
+
+    fn with_key<F: Fn(&str) -> Option<String>>(
+        env: &Env<F>,
+        hmac_key: Vec<u8>,
+    ) -> Result<Self, ConfigError> {
         let days = env.number_or("AUDIT_RETENTION_DAYS", 400, 1..=3650)?;
         Ok(Self {
             table: env.required("AUDIT_TABLE")?,
-            hmac_key: env.secret("AUDIT_HMAC_KEY")?,
+            hmac_key,
             retention: Duration::from_secs(days * 86_400),
         })
     }
@@ -151,47 +193,63 @@ mod tests {
     }
 
     const SECRET: &str = "0123456789abcdef0123456789abcdef";
+    /// 32 bytes, base64url.
+    const PUBLIC_KEY: &str = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo";
 
     #[test]
     fn a_missing_variable_is_named() {
         let e = env(&[("JWT_ISSUER", "i"), ("JWT_AUDIENCE", "a")]);
         assert_eq!(
             AuthSettings::from_env(&e).unwrap_err(),
-            ConfigError::Missing("JWT_SECRET")
+            ConfigError::Missing("JWT_PUBLIC_KEY")
         );
         assert!(
-            ConfigError::Missing("JWT_SECRET")
+            ConfigError::Missing("JWT_PUBLIC_KEY")
                 .to_string()
-                .contains("JWT_SECRET")
+                .contains("JWT_PUBLIC_KEY")
         );
     }
 
     #[test]
-    fn a_short_secret_is_refused() {
-        let e = env(&[
-            ("JWT_SECRET", "short"),
-            ("JWT_ISSUER", "i"),
-            ("JWT_AUDIENCE", "a"),
-        ]);
-        assert!(matches!(
-            AuthSettings::from_env(&e),
-            Err(ConfigError::Invalid {
-                name: "JWT_SECRET",
-                ..
-            })
-        ));
+    fn a_public_key_that_is_not_32_bytes_is_refused() {
+        for bad in ["short", "!!!!", PUBLIC_KEY.get(..40).unwrap()] {
+            let pairs = [
+                ("JWT_PUBLIC_KEY", bad),
+                ("JWT_ISSUER", "i"),
+                ("JWT_AUDIENCE", "a"),
+            ];
+            let e = env(&pairs);
+            assert!(
+                matches!(
+                    AuthSettings::from_env(&e),
+                    Err(ConfigError::Invalid {
+                        name: "JWT_PUBLIC_KEY",
+                        ..
+                    })
+                ),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
     fn defaults_apply_and_bad_numbers_are_refused() {
         let e = env(&[
-            ("JWT_SECRET", SECRET),
+            ("JWT_PUBLIC_KEY", PUBLIC_KEY),
             ("JWT_ISSUER", "i"),
             ("JWT_AUDIENCE", "a"),
         ]);
         let auth = AuthSettings::from_env(&e).unwrap();
         assert_eq!(auth.token_ttl, Duration::from_secs(3600));
-        assert!(!format!("{auth:?}").contains(SECRET));
+        assert_eq!(auth.public_key.len(), 32);
+        let short = env(&[("AUDIT_TABLE", "t"), ("AUDIT_HMAC_KEY", "short")]);
+        assert!(matches!(
+            AuditSettings::from_env(&short),
+            Err(ConfigError::Invalid {
+                name: "AUDIT_HMAC_KEY",
+                ..
+            })
+        ));
 
         let e = env(&[
             ("AUDIT_TABLE", "t"),

@@ -26,17 +26,18 @@ pub trait Service: Send + Sync + 'static {
 pub struct ColdStart {
     pub sdk: crate::aws::SdkConfig,
     pub dynamodb: aws_sdk_dynamodb::Client,
+    /// The audit settings, key included, as read (audit-logs verifies with the key).
+    pub audit_settings: AuditSettings,
     pub common: Common,
 }
 
 impl ColdStart {
     /// Reads the token and audit settings (refusing to start, naming the variable, when
-    /// one is missing) and builds the clients once.
+    /// one is missing), the audit key from its secret, and builds the clients once.
     pub async fn from_env<F: Fn(&str) -> Option<String>>(
         env: &Env<F>,
     ) -> Result<Self, ConfigError> {
         let auth = AuthSettings::from_env(env)?;
-        let audit = AuditSettings::from_env(env)?;
         let users_table = env.required("USERS_TABLE")?;
         let account_ttl = Duration::from_secs(env.number_or(
             "ACCOUNT_CHECK_TTL_SECONDS",
@@ -44,13 +45,16 @@ impl ColdStart {
             0..=300,
         )?);
         let sdk = crate::aws::sdk_config().await;
+        // The audit key comes from Secrets Manager, never from the configuration.
+        let audit = AuditSettings::from_manager(env, &sdk).await?;
         let dynamodb = crate::aws::dynamodb(&sdk);
         Ok(Self {
             common: Common {
                 tokens: TokenKeys::new(auth),
                 accounts: Accounts::new(UserStore::new(dynamodb.clone(), users_table), account_ttl),
-                audit: AuditTrail::new(dynamodb.clone(), audit),
+                audit: AuditTrail::new(dynamodb.clone(), audit.clone()),
             },
+            audit_settings: audit,
             dynamodb,
             sdk,
         })

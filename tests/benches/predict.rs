@@ -12,6 +12,9 @@
 //!    starts it (a stand-in Runtime API): cold start to the first answer, then 1,000
 //!    requests, latency and peak RSS, against the bench's moto and Redis.
 //! 4. [`common::zip_size`]: the `cargo lambda build --release` package of predict.
+//! 5. `bombs` ([`bombs_section::run`]): decompression bombs and the worst accepted
+//!    inputs (issue 19, finding 5), decode + preprocess time and peak memory, before
+//!    (the old limits) and now, and how many pixels per byte honest inputs carry.
 //!
 //! The images are user-like photos made from the MNIST test split (as the shipped
 //! model tests make them), written to `.inferloop/bench/predict-images/` so the
@@ -55,7 +58,7 @@ fn target_speedup(line: Line) -> f64 {
 }
 
 /// The sections, by the names `cargo xtask bench predict <section>…` takes.
-const SECTIONS: [&str; 4] = ["pipeline", "tract", "function", "zip"];
+const SECTIONS: [&str; 5] = ["pipeline", "tract", "function", "zip", "bombs"];
 
 fn main() {
     // cargo bench passes `--bench` to a harness-less bench; anything else names sections.
@@ -103,6 +106,9 @@ fn main() {
     }
     if runs("zip") {
         common::zip_size(&setup.root);
+    }
+    if runs("bombs") {
+        bombs_section::run(&setup);
     }
 
     if !consistent {
@@ -641,4 +647,750 @@ fn tract_vs_onnxruntime(setup: &Setup) -> bool {
         println!();
     }
     consistent
+}
+
+// Section 5, `bombs` (issue 19, finding 5: small files that decode huge).
+
+/// Counts the bytes allocated while [`peak::COUNTING`] is on, and the most held at once:
+/// the peak memory of one decode + preprocess. Off, it costs one relaxed load per
+/// allocation (not measured against the other sections; their request path allocates
+/// a few dozen times per image).
+mod peak {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering::Relaxed};
+
+    pub static COUNTING: AtomicBool = AtomicBool::new(false);
+    static CURRENT: AtomicIsize = AtomicIsize::new(0);
+    static PEAK: AtomicIsize = AtomicIsize::new(0);
+
+    pub struct Counting;
+
+    fn grew(by: isize) {
+        if COUNTING.load(Relaxed) {
+            let now = CURRENT.fetch_add(by, Relaxed) + by;
+            PEAK.fetch_max(now, Relaxed);
+        }
+    }
+
+    // SAFETY: every call is passed to the system allocator unchanged; the counters
+    // only observe the sizes.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            // SAFETY: the caller's contract is System's.
+            let p = unsafe { System.alloc(layout) };
+            if !p.is_null() {
+                grew(layout.size() as isize);
+            }
+            p
+        }
+
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            // SAFETY: as above.
+            let p = unsafe { System.alloc_zeroed(layout) };
+            if !p.is_null() {
+                grew(layout.size() as isize);
+            }
+            p
+        }
+
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: as above.
+            unsafe { System.dealloc(ptr, layout) };
+            grew(-(layout.size() as isize));
+        }
+
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            // SAFETY: as above.
+            let p = unsafe { System.realloc(ptr, layout, new_size) };
+            if !p.is_null() {
+                grew(new_size as isize - layout.size() as isize);
+            }
+            p
+        }
+    }
+
+    /// The most bytes `f` held at once beyond what was held before it, and its result.
+    /// A block allocated before and freed during `f` counts against it, so this is a
+    /// floor, exact for code that frees only what it allocated.
+    pub fn of<T>(f: impl FnOnce() -> T) -> (usize, T) {
+        CURRENT.store(0, Relaxed);
+        PEAK.store(0, Relaxed);
+        COUNTING.store(true, Relaxed);
+        let out = f();
+        COUNTING.store(false, Relaxed);
+        (PEAK.load(Relaxed).max(0) as usize, out)
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: peak::Counting = peak::Counting;
+
+/// The decoding and preprocessing before issue 19's image limits, verbatim from
+/// shared/preprocess/src/lib.rs at 5312cbb but for the error type: the "before" figures
+/// run exactly what ran then.
+mod before_limits {
+    use image::{DynamicImage, ImageReader, Limits};
+    use inferloop::model::preprocess::{BOX, INPUT_LEN, InputFeatures, Preprocessed, SIDE};
+    use std::io::Cursor;
+
+    const MAX_SIDE: u32 = 4096;
+    const MAX_DECODE_ALLOC: u64 = 160 * 1024 * 1024;
+    const INK_THRESHOLD: f32 = 0.1;
+    const MIN_CONTRAST: u8 = 32;
+    const INK_RATIO_LEVEL: f32 = 0.5;
+
+    /// As it was; the fields are shown through `Debug` only.
+    #[derive(Debug)]
+    #[allow(dead_code)]
+    pub enum PreprocessError {
+        UnknownFormat,
+        Decode(String),
+        TooLarge { width: u32, height: u32 },
+        Empty,
+        BadBuffer { width: u32, height: u32, got: usize },
+        NoInk,
+    }
+
+    /// Decodes PNG, JPEG, BMP, GIF (first frame) or WebP bytes. The header's size is
+    /// checked before any pixel buffer exists, so a decompression bomb costs nothing.
+    pub fn decode(bytes: &[u8]) -> Result<DynamicImage, PreprocessError> {
+        let reader = ImageReader::new(Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| PreprocessError::Decode(e.to_string()))?;
+        if reader.format().is_none() {
+            return Err(PreprocessError::UnknownFormat);
+        }
+        let (width, height) = reader
+            .into_dimensions()
+            .map_err(|e| PreprocessError::Decode(e.to_string()))?;
+        if width > MAX_SIDE || height > MAX_SIDE {
+            return Err(PreprocessError::TooLarge { width, height });
+        }
+        if width == 0 || height == 0 {
+            return Err(PreprocessError::Empty);
+        }
+        let mut limits = Limits::default();
+        limits.max_image_width = Some(MAX_SIDE);
+        limits.max_image_height = Some(MAX_SIDE);
+        limits.max_alloc = Some(MAX_DECODE_ALLOC);
+        let mut reader = ImageReader::new(Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| PreprocessError::Decode(e.to_string()))?;
+        reader.limits(limits);
+        reader.decode().map_err(|e| match e {
+            image::ImageError::Limits(_) => PreprocessError::TooLarge { width, height },
+            other => PreprocessError::Decode(other.to_string()),
+        })
+    }
+
+    /// Grayscale with transparency composited over white: drawing apps export dark
+    /// strokes on a transparent canvas, which would otherwise read as black on black.
+    pub fn preprocess_image(image: &DynamicImage) -> Result<Preprocessed, PreprocessError> {
+        let (width, height) = (image.width(), image.height());
+        let gray: Vec<u8> = if image.color().has_alpha() {
+            image
+                .to_luma_alpha8()
+                .pixels()
+                .map(|p| {
+                    let [l, a] = p.0;
+                    let (l, a) = (u32::from(l), u32::from(a));
+                    // Integer alpha blend over 255, rounded; at most 255.
+                    ((l * a + 255 * (255 - a) + 127) / 255) as u8
+                })
+                .collect()
+        } else {
+            image.to_luma8().into_raw()
+        };
+        preprocess_gray(width, height, &gray)
+    }
+
+    /// The one preprocessing function: 8-bit luminance (0 black, 255 white),
+    /// row-major, of any size and polarity.
+    pub fn preprocess_gray(
+        width: u32,
+        height: u32,
+        pixels: &[u8],
+    ) -> Result<Preprocessed, PreprocessError> {
+        if width == 0 || height == 0 {
+            return Err(PreprocessError::Empty);
+        }
+        if width > MAX_SIDE || height > MAX_SIDE {
+            return Err(PreprocessError::TooLarge { width, height });
+        }
+        let (w, h) = (width as usize, height as usize);
+        if pixels.len() != w * h {
+            return Err(PreprocessError::BadBuffer {
+                width,
+                height,
+                got: pixels.len(),
+            });
+        }
+
+        // The border is paper in any sensible framing of a digit, even where a
+        // stroke touches it: its median is the paper's level and tells the polarity.
+        let paper = border_median(w, h, pixels);
+        let dark_on_light = paper >= 128;
+        let ink_of = |p: u8| -> u8 {
+            if dark_on_light {
+                paper.saturating_sub(p)
+            } else {
+                p.saturating_sub(paper)
+            }
+        };
+        let peak = pixels.iter().map(|&p| ink_of(p)).max().unwrap_or(0);
+        if peak < MIN_CONTRAST {
+            return Err(PreprocessError::NoInk);
+        }
+        let scale = 1.0 / f32::from(peak);
+        let level = |p: u8| -> f32 {
+            let v = f32::from(ink_of(p)) * scale;
+            if v < INK_THRESHOLD { 0.0 } else { v }
+        };
+
+        // Bounding box of the ink (non-empty: the peak pixel is in it).
+        let (mut x0, mut y0, mut x1, mut y1) = (w, h, 0usize, 0usize);
+        for (y, row) in pixels.chunks_exact(w).enumerate() {
+            for (x, &p) in row.iter().enumerate() {
+                if level(p) > 0.0 {
+                    x0 = x0.min(x);
+                    x1 = x1.max(x);
+                    y0 = y0.min(y);
+                    y1 = y1.max(y);
+                }
+            }
+        }
+        if x0 > x1 || y0 > y1 {
+            return Err(PreprocessError::NoInk);
+        }
+        let (bw, bh) = (x1 - x0 + 1, y1 - y0 + 1);
+        let mut crop = Vec::with_capacity(bw * bh);
+        for row in pixels.chunks_exact(w).skip(y0).take(bh) {
+            crop.extend(row[x0..=x1].iter().map(|&p| level(p)));
+        }
+
+        // Longest side to 20 px, the other in proportion (at least one pixel).
+        let longest = bw.max(bh) as f32;
+        let nw = ((bw as f32 * BOX as f32 / longest).round() as usize).clamp(1, BOX);
+        let nh = ((bh as f32 * BOX as f32 / longest).round() as usize).clamp(1, BOX);
+        let small = resize(&crop, bw, bh, nw, nh);
+
+        // Centre of mass to the middle of the 28×28 field, kept inside it.
+        let (mut mass, mut mx, mut my) = (0.0f64, 0.0f64, 0.0f64);
+        for (i, &v) in small.iter().enumerate() {
+            let v = f64::from(v);
+            mass += v;
+            mx += v * (i % nw) as f64;
+            my += v * (i / nw) as f64;
+        }
+        if mass <= 0.0 {
+            return Err(PreprocessError::NoInk);
+        }
+        let centre = (SIDE as f64 - 1.0) / 2.0;
+        let place = |com: f64, n: usize| -> usize {
+            let offset = (centre - com / mass).round();
+            // Clamped so the whole box stays inside the field.
+            offset.clamp(0.0, (SIDE - n) as f64) as usize
+        };
+        let (ox, oy) = (place(mx, nw), place(my, nh));
+        let mut input = [0.0f32; INPUT_LEN];
+        for (y, row) in small.chunks_exact(nw).enumerate() {
+            let start = (oy + y) * SIDE + ox;
+            input[start..start + nw].copy_from_slice(row);
+        }
+
+        let mean_brightness = (pixels.iter().map(|&p| u64::from(p)).sum::<u64>() as f64
+            / (w * h) as f64
+            / 255.0) as f32;
+        let features = InputFeatures {
+            raw_width: width,
+            raw_height: height,
+            mean_brightness,
+            ink_aspect_ratio: bw as f32 / bh as f32,
+            ink_box_share: ((bw * bh) as f64 / (w * h) as f64) as f32,
+            input_mean: input.iter().sum::<f32>() / INPUT_LEN as f32,
+            input_ink_ratio: input.iter().filter(|&&v| v >= INK_RATIO_LEVEL).count() as f32
+                / INPUT_LEN as f32,
+        };
+        Ok(Preprocessed { input, features })
+    }
+
+    fn border_median(w: usize, h: usize, pixels: &[u8]) -> u8 {
+        let mut histogram = [0u32; 256];
+        let mut count = 0u32;
+        for (y, row) in pixels.chunks_exact(w).enumerate() {
+            if y == 0 || y + 1 == h {
+                for &p in row {
+                    histogram[usize::from(p)] += 1;
+                }
+                count += row.len() as u32;
+            } else {
+                histogram[usize::from(row[0])] += 1;
+                histogram[usize::from(row[w - 1])] += 1;
+                count += 2;
+            }
+        }
+        let mut seen = 0;
+        for (level, &n) in histogram.iter().enumerate() {
+            seen += n;
+            if 2 * seen >= count {
+                return level as u8;
+            }
+        }
+        255
+    }
+
+    /// Separable triangle (bilinear) resampling whose support widens with the
+    /// reduction factor, as Pillow's BILINEAR does: a 400 px stroke shrunk to 20 px
+    /// is averaged, not sampled, so thin strokes neither vanish nor alias.
+    fn resize(src: &[f32], sw: usize, sh: usize, dw: usize, dh: usize) -> Vec<f32> {
+        let horizontal = taps(sw, dw);
+        let mut tmp = vec![0.0f32; dw * sh];
+        for (src_row, out_row) in src.chunks_exact(sw).zip(tmp.chunks_exact_mut(dw)) {
+            for (out, (start, weights)) in out_row.iter_mut().zip(&horizontal) {
+                *out = weights
+                    .iter()
+                    .zip(&src_row[*start..])
+                    .map(|(w, v)| w * v)
+                    .sum();
+            }
+        }
+        let vertical = taps(sh, dh);
+        let mut out = vec![0.0f32; dw * dh];
+        for (out_row, (start, weights)) in out.chunks_exact_mut(dw).zip(&vertical) {
+            for (k, weight) in weights.iter().enumerate() {
+                let src_row = &tmp[(start + k) * dw..(start + k + 1) * dw];
+                for (o, v) in out_row.iter_mut().zip(src_row) {
+                    *o += weight * v;
+                }
+            }
+        }
+        out
+    }
+
+    /// For each output index, the first source index and the normalised weights.
+    fn taps(src_len: usize, dst_len: usize) -> Vec<(usize, Vec<f32>)> {
+        let ratio = src_len as f64 / dst_len as f64;
+        let support = ratio.max(1.0);
+        (0..dst_len)
+            .map(|i| {
+                let centre = (i as f64 + 0.5) * ratio;
+                let lo = ((centre - support).floor().max(0.0)) as usize;
+                let hi = ((centre + support).ceil() as usize).min(src_len);
+                let mut weights: Vec<f32> = (lo..hi)
+                    .map(|j| {
+                        let d = ((j as f64 + 0.5 - centre) / support).abs();
+                        (1.0 - d).max(0.0) as f32
+                    })
+                    .collect();
+                let total: f32 = weights.iter().sum();
+                if total > 0.0 {
+                    weights.iter_mut().for_each(|w| *w /= total);
+                    (lo, weights)
+                } else {
+                    // Cannot happen for lo < hi, but a nearest sample is a safe answer.
+                    (centre.floor().min((src_len - 1) as f64) as usize, vec![1.0])
+                }
+            })
+            .collect()
+    }
+}
+
+mod bombs_section {
+    use super::{Setup, before_limits, peak};
+    use inferloop::model::preprocess::{
+        self, DENSITY_FREE_PIXELS, MAX_PIXELS, MAX_PIXELS_PER_BYTE, PreprocessError, Preprocessed,
+        SizeLimit, bombs,
+    };
+    use std::io::Cursor;
+    use std::process::Command;
+    use std::time::Instant;
+
+    /// Timed runs per figure after one warm-up (the median is given).
+    const RUNS_SLOW: usize = 7;
+    const RUNS_FAST: usize = 51;
+
+    /// What the code before this change answered, by the same labels.
+    fn old_outcome(result: &Result<Preprocessed, before_limits::PreprocessError>) -> String {
+        use before_limits::PreprocessError as Old;
+        match result {
+            Ok(_) => "200".into(),
+            Err(Old::TooLarge { .. }) => "413".into(),
+            Err(Old::NoInk) => "422 no_digit".into(),
+            Err(other) => format!("422 ({other:?})"),
+        }
+    }
+
+    fn outcome(result: &Result<Preprocessed, PreprocessError>) -> String {
+        match result {
+            Ok(_) => "200".into(),
+            Err(PreprocessError::TooLarge { limit, .. }) => match limit {
+                SizeLimit::Side => "413 (side)".into(),
+                SizeLimit::Pixels => "413 (pixels)".into(),
+                SizeLimit::Density { .. } => "413 (density)".into(),
+                SizeLimit::Allocation => "413 (allocation)".into(),
+            },
+            Err(PreprocessError::NoInk) => "422 no_digit".into(),
+            Err(other) => format!("422 ({other})"),
+        }
+    }
+
+    struct Cost {
+        median_ms: f64,
+        peak_mib: f64,
+        outcome: String,
+    }
+
+    /// The median time of `runs` calls after a warm-up, and the peak memory of one more.
+    fn cost<T>(runs: usize, f: impl Fn() -> T, describe: impl Fn(&T) -> String) -> Cost {
+        let outcome = describe(&f());
+        let mut ms: Vec<f64> = (0..runs)
+            .map(|_| {
+                let started = Instant::now();
+                std::hint::black_box(f());
+                started.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        ms.sort_by(f64::total_cmp);
+        let (peak, _) = peak::of(&f);
+        Cost {
+            median_ms: ms[ms.len() / 2],
+            peak_mib: peak as f64 / (1024.0 * 1024.0),
+            outcome,
+        }
+    }
+
+    fn after(bytes: &[u8], runs: usize) -> Cost {
+        cost(runs, || preprocess::preprocess_bytes(bytes), outcome)
+    }
+
+    fn before(bytes: &[u8], runs: usize) -> Cost {
+        cost(
+            runs,
+            || {
+                before_limits::decode(bytes)
+                    .and_then(|image| before_limits::preprocess_image(&image))
+            },
+            old_outcome,
+        )
+    }
+
+    fn claimed(bytes: &[u8]) -> (u32, u32) {
+        image::ImageReader::new(Cursor::new(bytes))
+            .with_guessed_format()
+            .ok()
+            .and_then(|r| r.into_dimensions().ok())
+            .unwrap_or((0, 0))
+    }
+
+    fn density(bytes: &[u8]) -> f64 {
+        let (w, h) = claimed(bytes);
+        f64::from(w) * f64::from(h) / bytes.len() as f64
+    }
+
+    fn cost_cells(c: &Cost) -> String {
+        let time = if c.median_ms < 1.0 {
+            format!("{:.1} µs", c.median_ms * 1e3)
+        } else {
+            format!("{:.1} ms", c.median_ms)
+        };
+        let memory = if c.peak_mib < 1.0 {
+            format!("{:.1} KiB", c.peak_mib * 1024.0)
+        } else {
+            format!("{:.1} MiB", c.peak_mib)
+        };
+        format!("{time} | {memory} | {}", c.outcome)
+    }
+
+    /// Honest canvases as real encoders write them (Pillow: zlib level 9 with
+    /// `optimize`, libwebp lossless at effort 6 and lossy at 80, LZW GIF, libjpeg).
+    const CANVASES: &str = r#"
+import os, sys
+from PIL import Image, ImageDraw
+out = sys.argv[1]
+os.makedirs(out, exist_ok=True)
+for side in (512, 1024, 2048):
+    for pen, width in (("thin", max(2, side // 256)), ("thick", max(4, side // 40))):
+        big = Image.new("L", (side * 4, side * 4), 255)
+        r, c = side * 0.3 * 4, side * 2
+        ImageDraw.Draw(big).ellipse([c - r, c - r, c + r, c + r], outline=0, width=width * 4)
+        aa = big.resize((side, side), Image.LANCZOS)
+        name = f"{out}/canvas-{side}-{pen}"
+        aa.save(name + ".png", optimize=True)
+        aa.point(lambda v: 255 if v >= 128 else 0).convert("1").save(name + "-1bit.png", optimize=True)
+        rgba = Image.new("RGBA", (side, side), (0, 0, 0, 0))
+        rgba.putalpha(aa.point(lambda v: 255 - v))
+        rgba.save(name + "-transparent.png", optimize=True)
+        aa.save(name + "-lossless.webp", lossless=True, method=6, quality=100)
+        aa.convert("RGB").save(name + "-lossy.webp", quality=80)
+        aa.save(name + ".gif")
+        aa.save(name + ".jpg", quality=90)
+blank = Image.new("L", (2048, 2048), 255)
+blank.save(f"{out}/blank-2048.png", optimize=True)
+blank.convert("1").save(f"{out}/blank-2048-1bit.png", optimize=True)
+blank.save(f"{out}/blank-2048-lossless.webp", lossless=True, method=6, quality=100)
+blank.convert("RGB").save(f"{out}/blank-2048-lossy.webp", quality=80)
+blank.save(f"{out}/blank-2048.gif")
+blank.save(f"{out}/blank-2048.jpg", quality=90)
+"#;
+
+    fn honest(setup: &Setup) {
+        println!("### Honest inputs: pixels per byte\n");
+        let (mut png, mut jpeg) = (0.0f64, 0.0f64);
+        for image in &setup.images {
+            let d = density(&image.bytes);
+            if image.name.ends_with(".png") {
+                png = png.max(d);
+            } else {
+                jpeg = jpeg.max(d);
+            }
+        }
+        println!(
+            "The {} user-like digits of section 1 (64–512 px): at most **{png:.1}** pixels per byte (PNG), **{jpeg:.1}** (JPEG).\n",
+            setup.images.len()
+        );
+        let dir = setup.work.join("honest-canvases");
+        let status = Command::new(&setup.python)
+            .arg("-c")
+            .arg(CANVASES)
+            .arg(&dir)
+            .status()
+            .unwrap_or_else(|e| panic!("running {}: {e}", setup.python.display()));
+        assert!(status.success(), "the canvas script failed: {status}");
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        files.sort();
+        println!(
+            "Canvases (white, one dark ring: a \"0\"; thin = side/256 px, thick = side/40 px, anti-aliased but for 1-bit) written by Pillow into {}:\n",
+            dir.display()
+        );
+        println!("| file | size | bytes | pixels per byte | answer |");
+        println!("| --- | --- | --- | --- | --- |");
+        let mut densest_digit = (0.0f64, String::new());
+        for path in &files {
+            let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let name = path
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+            let (w, h) = claimed(&bytes);
+            let d = density(&bytes);
+            let answer = outcome(&preprocess::preprocess_bytes(&bytes));
+            if answer == "200" && d > densest_digit.0 {
+                densest_digit = (d, name.clone());
+            }
+            println!("| {name} | {w}×{h} | {} | {d:.1} | {answer} |", bytes.len());
+        }
+        println!(
+            "\nDensest image holding a digit: {} at {:.1} pixels per byte; the bound is {MAX_PIXELS_PER_BYTE} above {DENSITY_FREE_PIXELS} pixels.\n",
+            densest_digit.1, densest_digit.0
+        );
+    }
+
+    /// A 2048² grey canvas with a ring drawn across it (the ink's box is most of the
+    /// image, the most preprocessing does), and a 2048² colour photo-like JPEG (noise).
+    fn honest_large() -> (Vec<u8>, Vec<u8>) {
+        let side = 2048u32;
+        let ring = |x: u32, y: u32| -> f32 {
+            let c = side as f32 / 2.0;
+            let (dx, dy) = (x as f32 + 0.5 - c, y as f32 + 0.5 - c);
+            let d = ((dx * dx + dy * dy).sqrt() - 0.45 * side as f32).abs();
+            (26.0 - d).clamp(0.0, 1.0)
+        };
+        let canvas = image::GrayImage::from_fn(side, side, |x, y| {
+            image::Luma([(255.0 - 230.0 * ring(x, y)) as u8])
+        });
+        let mut png = Cursor::new(Vec::new());
+        canvas
+            .write_to(&mut png, image::ImageFormat::Png)
+            .expect("encode the canvas");
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let photo = image::RgbImage::from_fn(side, side, |x, y| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let n = (state % 13) as f32 - 6.0;
+            let v = 200.0 - 150.0 * ring(x, y) + n;
+            image::Rgb([
+                v.clamp(0.0, 255.0) as u8,
+                (v - 8.0).clamp(0.0, 255.0) as u8,
+                (v - 20.0).clamp(0.0, 255.0) as u8,
+            ])
+        });
+        let mut jpeg = Cursor::new(Vec::new());
+        let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90);
+        photo.write_with_encoder(encoder).expect("encode the photo");
+        (png.into_inner(), jpeg.into_inner())
+    }
+
+    pub fn run(setup: &Setup) {
+        println!("## 5. Image limits: decompression bombs and the worst accepted inputs\n");
+        println!(
+            "Release build, one thread. Time: median of {RUNS_SLOW} (before) or {RUNS_FAST} (now) calls \
+             after one warm-up. Memory: the most bytes held at once during one call (a counting \
+             global allocator in this bench binary). Before = the decode and preprocessing of 5312cbb \
+             (4096 a side, 160 MiB; `image` to the file's colour type, then grey), verbatim; \
+             now = `preprocess_bytes`. Limits now: {MAX_PIXELS} pixels, {MAX_PIXELS_PER_BYTE} pixels per byte above \
+             {DENSITY_FREE_PIXELS}.\n"
+        );
+        honest(setup);
+
+        // The same model inputs as before, bit for bit, on every user-like digit.
+        let identical = setup
+            .images
+            .iter()
+            .filter(|image| {
+                let now = preprocess::preprocess_bytes(&image.bytes);
+                let then = before_limits::decode(&image.bytes)
+                    .and_then(|decoded| before_limits::preprocess_image(&decoded));
+                match (now, then) {
+                    (Ok(a), Ok(b)) => {
+                        a.input
+                            .iter()
+                            .zip(&b.input)
+                            .all(|(x, y)| x.to_bits() == y.to_bits())
+                            && a.features == b.features
+                    }
+                    (Err(_), Err(_)) => true,
+                    _ => false,
+                }
+            })
+            .count();
+        let summary = |costs: &[Cost]| -> (f64, f64, f64, f64) {
+            let mut ms: Vec<f64> = costs.iter().map(|c| c.median_ms).collect();
+            let mut mib: Vec<f64> = costs.iter().map(|c| c.peak_mib).collect();
+            ms.sort_by(f64::total_cmp);
+            mib.sort_by(f64::total_cmp);
+            (
+                ms[ms.len() / 2],
+                mib[mib.len() / 2],
+                ms[ms.len() - 1],
+                mib[mib.len() - 1],
+            )
+        };
+        let now = summary(
+            &setup
+                .images
+                .iter()
+                .map(|image| after(&image.bytes, 11))
+                .collect::<Vec<_>>(),
+        );
+        let then = summary(
+            &setup
+                .images
+                .iter()
+                .map(|image| before(&image.bytes, 11))
+                .collect::<Vec<_>>(),
+        );
+        println!("### Ordinary digits\n");
+        println!(
+            "The {} user-like digits: the same model input and features as before, bit for bit, on {identical} of them.\n",
+            setup.images.len()
+        );
+        println!("| | median time | median memory | largest time | largest memory |");
+        println!("| --- | --- | --- | --- | --- |");
+        for (what, (ms, mib, max_ms, max_mib)) in [("before", then), ("now", now)] {
+            println!("| {what} | {ms:.3} ms | {mib:.2} MiB | {max_ms:.3} ms | {max_mib:.2} MiB |");
+        }
+        println!();
+
+        println!("### Bombs (the finding's kinds, built in code: shared/preprocess `bombs`)\n");
+        println!(
+            "| input | bytes | claims | pixels per byte | before: time | memory | answer | now: time | memory | answer |"
+        );
+        println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+        let bombs_list: Vec<(&str, Vec<u8>)> = vec![
+            ("WebP (lossless, 0-bit codes)", bombs::webp(4096, 4096)),
+            (
+                "GIF (LZW, one colour)",
+                bombs::gif((4096, 4096), (4096, 4096)),
+            ),
+            ("progressive JPEG, Y'CbCr", bombs::jpeg(4096, 4096, 3, true)),
+            ("PNG, 16-bit grey", bombs::png(4000, 4000, 1, true)),
+            ("BMP, RLE8 end-of-bitmap", bombs::bmp(4096, 4096)),
+            (
+                "JPEG of headers only (no scan data)",
+                bombs::jpeg_headers(4096, 4096, 3, false),
+            ),
+            (
+                "GIF, 1×1 screen, 4096² frame",
+                bombs::gif((1, 1), (4096, 4096)),
+            ),
+        ];
+        for (what, bytes) in &bombs_list {
+            row(
+                what,
+                bytes,
+                &before(bytes, RUNS_SLOW),
+                &after(bytes, RUNS_FAST),
+            );
+        }
+
+        println!(
+            "\n### The worst accepted inputs (at the pixel cap; at the density bound where the format allows)\n"
+        );
+        println!(
+            "| input | bytes | claims | pixels per byte | before: time | memory | answer | now: time | memory | answer |"
+        );
+        println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+        let at_bound = (MAX_PIXELS / MAX_PIXELS_PER_BYTE) as usize;
+        let (canvas, photo) = honest_large();
+        let worst: Vec<(&str, Vec<u8>)> = vec![
+            (
+                "WebP 2048², padded to the bound",
+                bombs::padded(bombs::webp(2048, 2048), at_bound),
+            ),
+            (
+                "BMP RLE 2048², padded to the bound",
+                bombs::padded(bombs::bmp(2048, 2048), at_bound),
+            ),
+            (
+                "JPEG of headers only 2048², padded to the bound",
+                bombs::padded(bombs::jpeg_headers(2048, 2048, 3, false), at_bound),
+            ),
+            (
+                "GIF 2048² (LZW's densest)",
+                bombs::gif((2048, 2048), (2048, 2048)),
+            ),
+            (
+                "GIF 1024² screen, 2048² frame",
+                bombs::gif((1024, 1024), (2048, 2048)),
+            ),
+            (
+                "progressive JPEG 2048², Y'CbCr 4:4:4",
+                bombs::jpeg(2048, 2048, 3, true),
+            ),
+            (
+                "progressive JPEG 2048², Y'CbCr 4:4:4, 97 scans (zune-jpeg's most)",
+                bombs::jpeg_scans(2048, 2048, 3, 32),
+            ),
+            (
+                "baseline JPEG 2048², Y'CbCr 4:4:4",
+                bombs::jpeg(2048, 2048, 3, false),
+            ),
+            ("PNG 2048², RGBA 16-bit", bombs::png(2048, 2048, 4, true)),
+            ("PNG 2048² canvas, grey, ring across it", canvas),
+            ("JPEG 2048² colour photo-like (noise), q90", photo),
+        ];
+        for (what, bytes) in &worst {
+            row(
+                what,
+                bytes,
+                &before(bytes, RUNS_SLOW),
+                &after(bytes, RUNS_SLOW),
+            );
+        }
+        println!();
+    }
+
+    fn row(what: &str, bytes: &[u8], before: &Cost, now: &Cost) {
+        let (w, h) = claimed(bytes);
+        println!(
+            "| {what} | {} | {w}×{h} | {:.0} | {} | {} |",
+            bytes.len(),
+            density(bytes),
+            cost_cells(before),
+            cost_cells(now)
+        );
+    }
 }

@@ -109,13 +109,22 @@ pub async fn login_token(app: &login::App, username: &str) -> String {
 
 /// Every audit entry whose attribute `name` equals `value` (a scan: tests only).
 pub async fn audit_entries_where(name: &str, value: &str) -> Vec<HashMap<String, AttributeValue>> {
+    scan_where(&stack_var("AUDIT_TABLE"), name, value).await
+}
+
+/// Every item of `table` whose attribute `name` equals `value` (a scan: tests only).
+pub async fn scan_where(
+    table: &str,
+    name: &str,
+    value: &str,
+) -> Vec<HashMap<String, AttributeValue>> {
     let client = dynamodb().await;
     let mut items = Vec::new();
     let mut start = None;
     loop {
         let out = client
             .scan()
-            .table_name(stack_var("AUDIT_TABLE"))
+            .table_name(table)
             .filter_expression("#n = :v")
             .expression_attribute_names("#n", name)
             .expression_attribute_values(":v", AttributeValue::S(value.to_owned()))
@@ -147,10 +156,11 @@ pub fn root() -> std::path::PathBuf {
 /// signed with the stack's key, as login would issue it — without the cost of a login.
 pub async fn token_for(username: &str, role: Role) -> String {
     let env = inferloop::config::process_env();
-    stack_var("JWT_SECRET");
-    let keys = inferloop::auth::TokenKeys::new(
+    let keys = inferloop::auth::TokenKeys::with_signing_key(
         inferloop::config::AuthSettings::from_env(&env).expect("auth settings"),
-    );
+        &stack_var("JWT_SIGNING_KEY"),
+    )
+    .expect("the stack's signing key");
     let name = Username::parse(username).expect("valid username");
     let store = UserStore::new(dynamodb().await, stack_var("USERS_TABLE"));
     let user_id = match store.get(&name).await.expect("read the account") {

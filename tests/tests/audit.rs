@@ -803,8 +803,9 @@ async fn the_router_serves_the_audit_routes_over_http() {
 }
 
 /// The policies of template.yaml: every function that writes audit entries may only add
-/// them (PutItem, through the one managed policy), with the key from the generated
-/// secret (in Globals); only audit-logs may read.
+/// them (PutItem, through the one managed policy), reads the key from the generated
+/// secret at cold start (Globals name the secret, never hold its value); only
+/// audit-logs may read.
 #[test]
 fn only_audit_logs_may_read_the_trail_and_writers_only_append() {
     use serde_norway::Value as Yaml;
@@ -813,10 +814,14 @@ fn only_audit_logs_may_read_the_trail_and_writers_only_append() {
     let template: Yaml = serde_norway::from_str(&text).unwrap();
     let resources = template["Resources"].as_mapping().unwrap();
     let globals = &template["Globals"]["Function"]["Environment"]["Variables"];
-    let key = format!("{:?}", globals["AUDIT_HMAC_KEY"]);
+    let key = format!("{:?}", globals["AUDIT_KEY_SECRET"]);
     assert!(
-        key.contains("{{resolve:secretsmanager:${AuditKeySecret}:SecretString}}"),
-        "AUDIT_HMAC_KEY must come from AuditKeySecret, not {key}"
+        key.contains("AuditKeySecret"),
+        "AUDIT_KEY_SECRET must name AuditKeySecret, not {key}"
+    );
+    assert!(
+        !text.contains("{{resolve:"),
+        "no secret's value is resolved into a function's configuration"
     );
     assert!(globals.get("AUDIT_TABLE").is_some());
     let mut writers = 0;
@@ -828,9 +833,9 @@ fn only_audit_logs_may_read_the_trail_and_writers_only_append() {
         let properties = &resource["Properties"];
         assert!(
             properties["Environment"]["Variables"]
-                .get("AUDIT_HMAC_KEY")
+                .get("AUDIT_KEY_SECRET")
                 .is_none(),
-            "{id}: the audit key comes from Globals, once"
+            "{id}: the audit key's secret is named in Globals, once"
         );
         let mut audit_actions: Vec<String> = Vec::new();
         let mut uses_append_policy = false;

@@ -328,13 +328,34 @@ async fn bad_tokens_are_refused_on_admin_routes() {
         json!({"sub": admin, "uid": uid, "role": "admin", "iat": iat, "exp": exp,
                "iss": stack_var("JWT_ISSUER"), "aud": aud, "jti": "x"})
     };
-    let sign = |claims: serde_json::Value, secret: &str| {
-        let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT"}"#);
+    // Tokens signed by hand with Ed25519 (the stack's key, or another), so each case
+    // differs from a valid token in one thing only.
+    let sign_ed = |claims: serde_json::Value, pkcs8: &str| {
+        use aws_lc_rs::signature::Ed25519KeyPair;
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(pkcs8)
+            .unwrap();
+        let pair = Ed25519KeyPair::from_pkcs8(&der).unwrap();
+        let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"EdDSA","typ":"JWT"}"#);
         let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
-        let mac = hmac_sha256(secret.as_bytes(), format!("{header}.{payload}").as_bytes());
+        let signature = pair.sign(format!("{header}.{payload}").as_bytes());
+        format!(
+            "{header}.{payload}.{}",
+            URL_SAFE_NO_PAD.encode(signature.as_ref())
+        )
+    };
+    let key = stack_var("JWT_SIGNING_KEY");
+    let sign = |claims: serde_json::Value| sign_ed(claims, &key);
+    let other_key = inferloop::auth::token::new_key_pair().unwrap().0;
+    // The classic confusion: HS256 keyed with the public key, which everyone may know.
+    let hs256_with_public_key = {
+        let public = URL_SAFE_NO_PAD.decode(stack_var("JWT_PUBLIC_KEY")).unwrap();
+        let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT"}"#);
+        let payload =
+            URL_SAFE_NO_PAD.encode(claims(&stack_var("JWT_AUDIENCE"), now, now + 600).to_string());
+        let mac = hmac_sha256(&public, format!("{header}.{payload}").as_bytes());
         format!("{header}.{payload}.{}", URL_SAFE_NO_PAD.encode(mac))
     };
-    let secret = stack_var("JWT_SECRET");
     let audience = stack_var("JWT_AUDIENCE");
     let alg_none = format!(
         "{}.{}.",
@@ -347,25 +368,27 @@ async fn bad_tokens_are_refused_on_admin_routes() {
         ("alg none", Some(alg_none), "invalid_token"),
         (
             "expired",
-            Some(sign(claims(&audience, now - 7200, now - 3600), &secret)),
+            Some(sign(claims(&audience, now - 7200, now - 3600))),
             "token_expired",
         ),
         (
             "wrong audience",
-            Some(sign(claims("another-api", now, now + 600), &secret)),
+            Some(sign(claims("another-api", now, now + 600))),
             "invalid_token",
         ),
         (
             "wrong key",
-            Some(sign(
-                claims(&audience, now, now + 600),
-                "a-different-secret-of-plenty-bytes!!",
-            )),
+            Some(sign_ed(claims(&audience, now, now + 600), &other_key)),
+            "invalid_token",
+        ),
+        (
+            "HS256 with the public key",
+            Some(hs256_with_public_key),
             "invalid_token",
         ),
     ];
     // The hand-rolled signer must be right, or the cases above prove nothing.
-    let valid = sign(claims(&audience, now, now + 600), &secret);
+    let valid = sign(claims(&audience, now, now + 600));
     let (status, body, _) = call(&app, request("GET", "/users?limit=1", None, Some(&valid))).await;
     assert_eq!(status, 200, "{body}");
     for (name, token, code) in cases {

@@ -310,3 +310,59 @@ fn the_gateway_throttles_every_route_and_login_and_predict_more() {
         }
     }
 }
+
+/// Least privilege where DynamoDB can express it: the account listing and the account
+/// check read no password hash, and feedback may set only a prediction's label.
+#[test]
+fn iam_conditions_narrow_what_roles_may_read_and_write() {
+    let text = std::fs::read_to_string(root().join("template.yaml")).unwrap();
+    let template: Value = serde_norway::from_str(&text).unwrap();
+    let attributes_of = |statement: &Value| -> Vec<String> {
+        statement["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"]
+            .as_sequence()
+            .map(|list| {
+                list.iter()
+                    .map(|a| a.as_str().unwrap().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let statements = |policy: &Value| -> Vec<Value> {
+        policy["Statement"]
+            .as_sequence()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let check = &template["Resources"]["AccountCheckPolicy"]["Properties"]["PolicyDocument"];
+    let check = statements(check);
+    assert_eq!(check.len(), 1);
+    assert_eq!(attributes_of(&check[0]), ["username", "user_id", "role"]);
+    let function_statements = |id: &str| -> Vec<Value> {
+        template["Resources"][id]["Properties"]["Policies"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .flat_map(statements)
+            .collect()
+    };
+    let scan = function_statements("LoginFunction")
+        .into_iter()
+        .find(|s| format!("{:?}", s["Action"]).contains("dynamodb:Scan"))
+        .expect("login scans Users");
+    let listed = attributes_of(&scan);
+    assert!(
+        !listed.is_empty() && !listed.contains(&"password_hash".to_owned()),
+        "{listed:?}"
+    );
+    let label = function_statements("FeedbackFunction")
+        .into_iter()
+        .find(|s| {
+            format!("{:?}", s["Action"]).contains("dynamodb:UpdateItem")
+                && format!("{:?}", s["Resource"]).contains("PredictionsTable")
+        })
+        .expect("feedback marks predictions");
+    assert_eq!(
+        attributes_of(&label),
+        ["prediction_id", "true_label", "labelled_at"]
+    );
+}

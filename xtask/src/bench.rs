@@ -59,6 +59,7 @@ pub async fn run(root: &Path, name: &str, sections: &[String]) -> Result<()> {
 
     let mut env: Env = local_aws::env(&endpoint);
     env.extend(function_env::local_union_env(root, DEFAULT_REGION)?);
+    env.extend(function_env::local_tool_env(root, DEFAULT_REGION)?);
     env.insert(
         "INFERLOOP_REDIS_URL".into(),
         format!("redis://127.0.0.1:{REDIS_PORT}"),

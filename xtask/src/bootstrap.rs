@@ -5,7 +5,7 @@
 
 use crate::function_env::local_resolver;
 use crate::intrinsics::Resolver;
-use crate::template::{BUCKET, Resource, TABLE, TOPIC, Template};
+use crate::template::{BUCKET, Resource, SECRET, TABLE, TOPIC, Template};
 use crate::{local_aws, paths};
 use anyhow::{Context, Result, bail};
 use aws_sdk_dynamodb::operation::create_table::builders::CreateTableInputBuilder;
@@ -31,6 +31,7 @@ pub async fn run(root: &Path, endpoint: &str, region: &str) -> Result<()> {
             .build(),
     );
     let sns = aws_sdk_sns::Client::new(&config);
+    let secrets = aws_sdk_secretsmanager::Client::new(&config);
 
     println!("bootstrap: creating template.yaml's resources at {endpoint}");
     for resource in template.resources() {
@@ -38,6 +39,7 @@ pub async fn run(root: &Path, endpoint: &str, region: &str) -> Result<()> {
             TABLE => table(&dynamodb, &resolver, &resource).await,
             BUCKET => bucket(&s3, &resolver, &resource, region).await,
             TOPIC => topic(&sns, &resolver, &resource).await,
+            SECRET => secret(&secrets, &resolver, &resource).await,
             _ => continue,
         };
         let outcome =
@@ -254,6 +256,44 @@ async fn topic(
     }
     let created = create.send().await.context("CreateTopic")?;
     Ok(format!("created {}", created.topic_arn().unwrap_or(&arn)))
+}
+
+/// A secret with its local value (the generated one, or its `SecretString`), so the
+/// functions read their keys from Secrets Manager locally as in AWS. An existing one
+/// gets the current value: the local values live in `.inferloop/dev.env`.
+async fn secret(
+    client: &aws_sdk_secretsmanager::Client,
+    resolver: &Resolver<'_>,
+    resource: &Resource<'_>,
+) -> Result<String> {
+    let name = resolver.physical_name(resource)?;
+    let value = resolver.secret_value(resource)?;
+    match client.describe_secret().secret_id(&name).send().await {
+        Ok(_) => {
+            client
+                .put_secret_value()
+                .secret_id(&name)
+                .secret_string(&value)
+                .send()
+                .await
+                .context("PutSecretValue")?;
+            Ok("exists, value set".into())
+        }
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_resource_not_found_exception()) =>
+        {
+            client
+                .create_secret()
+                .name(&name)
+                .secret_string(&value)
+                .send()
+                .await
+                .context("CreateSecret")?;
+            Ok(format!("created {name}"))
+        }
+        Err(e) => Err(e).context("DescribeSecret"),
+    }
 }
 
 fn key_schema(value: Option<&Value>) -> Result<Vec<KeySchemaElement>> {

@@ -109,7 +109,10 @@ pub async fn run(root: &Path) -> Result<()> {
 
     let mut env: Env = local_aws::env(&endpoint);
     env.extend(function_env::local_union_env(root, DEFAULT_REGION)?);
+    // The functions under watch get their own environment only; the tests also hold
+    // what tools do (a signing key, the audit key as a value).
     let mut test_env = env.clone();
+    test_env.extend(function_env::local_tool_env(root, DEFAULT_REGION)?);
     test_env.insert("INFERLOOP_API_URL".into(), api.clone());
     test_env.insert(
         "INFERLOOP_REDIS_URL".into(),
@@ -163,7 +166,21 @@ pub async fn run(root: &Path) -> Result<()> {
     };
     let built = run
         .step(build_title, || async {
-            check(test_command(&cargo, nextest, root, &test_env).arg("--no-run"))
+            check(test_command(&cargo, nextest, root, &test_env).arg("--no-run"))?;
+            // The functions' own binaries too, each as `cargo lambda watch` builds it on
+            // its first request (`cargo run --bin <name>`, which unifies features over
+            // that one package, so a workspace build would not do): built there, while
+            // the tests run on the same two cores, they took longer than an end-to-end
+            // test waits.
+            for function in function_binaries(root)? {
+                check(
+                    Command::new(&cargo)
+                        .args(["build", "--bin", &function])
+                        .current_dir(root)
+                        .envs(&test_env),
+                )?;
+            }
+            Ok(())
         })
         .await;
     if !built {
@@ -231,6 +248,18 @@ pub async fn run(root: &Path) -> Result<()> {
     drop(lambda);
     drop(moto);
     run.finish()
+}
+
+/// The function crates (`functions/<name>`, whose binary is `<name>`).
+fn function_binaries(root: &Path) -> Result<Vec<String>> {
+    let mut names: Vec<String> = std::fs::read_dir(root.join("functions"))
+        .context("listing functions/")?
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.path().join("Cargo.toml").exists())
+        .filter_map(|entry| entry.file_name().to_str().map(str::to_owned))
+        .collect();
+    names.sort();
+    Ok(names)
 }
 
 fn has_nextest(cargo: &str) -> bool {

@@ -36,10 +36,13 @@ pub async fn run(username: &str, role: &str) -> Result<()> {
         role,
     };
     // With an audit table, the account and its entry are one transaction.
-    let audit = match env.optional("AUDIT_TABLE") {
-        Some(_) => Some(AuditTrail::new(dynamodb, AuditSettings::from_env(&env)?)),
-        None => None,
+    // The audit key as given (AUDIT_HMAC_KEY), or read from the secret the stack names.
+    let audit_settings = match (env.optional("AUDIT_TABLE"), env.optional("AUDIT_HMAC_KEY")) {
+        (None, _) => None,
+        (Some(_), Some(_)) => Some(AuditSettings::from_env(&env)?),
+        (Some(_), None) => Some(AuditSettings::from_manager(&env, &sdk).await?),
     };
+    let audit = audit_settings.map(|settings| AuditTrail::new(dynamodb, settings));
     let meta = RequestMeta {
         request_id: format!("xtask-{}", ulid::Ulid::new()),
         source_ip: None,

@@ -1,4 +1,5 @@
-//! Local values for NoEcho parameters without a default (JwtSecret, …) and for the
+//! Local values for NoEcho parameters without a default, for key pairs (the token keys:
+//! JwtSigningKey and JwtPublicKey, an Ed25519 pair), and for the
 //! secrets the template has Secrets Manager generate (AuditKeySecret, …). In production
 //! the deployer supplies the first and CloudFormation makes the second; locally we
 //! generate one per checkout and keep it in `.inferloop/dev.env` (git-ignored) so
@@ -31,6 +32,21 @@ pub fn load_or_create(path: &Path, names: &[&str]) -> Result<BTreeMap<String, St
         .into_iter()
         .filter(|(k, _)| names.contains(&k.as_str()))
         .collect())
+}
+
+/// The key pair stored under `private` and `public`, generated (an Ed25519 pair) and
+/// persisted the first time.
+pub fn load_or_create_pair(path: &Path, private: &str, public: &str) -> Result<(String, String)> {
+    let mut values = env_file::read(path)?;
+    if let (Some(private_key), Some(public_key)) = (values.get(private), values.get(public)) {
+        return Ok((private_key.clone(), public_key.clone()));
+    }
+    let (private_key, public_key) =
+        inferloop::auth::token::new_key_pair().map_err(|e| anyhow::anyhow!("{e}"))?;
+    values.insert(private.to_owned(), private_key.clone());
+    values.insert(public.to_owned(), public_key.clone());
+    env_file::write(path, &values)?;
+    Ok((private_key, public_key))
 }
 
 fn generate() -> String {

@@ -17,6 +17,10 @@ pub const DEFAULT_REGION: &str = "us-east-1";
 /// provides: the Redis that `cargo xtask dev` and `test` ensure on 6379.
 pub const LOCAL_PARAMETERS: [(&str, &str); 1] = [("RedisUrl", "redis://127.0.0.1:6379")];
 
+/// Parameters that are the two halves of one key pair (private, public): generated
+/// together, once, as an Ed25519 pair (the token keys).
+pub const KEY_PAIR_PARAMETERS: [(&str, &str); 1] = [("JwtSigningKey", "JwtPublicKey")];
+
 /// The resolver for this checkout: parameter defaults, and development secrets
 /// generated once into `.inferloop/dev.env` for NoEcho parameters without a default and
 /// for the template's generated Secrets Manager secrets (by logical id: parameters and
@@ -27,9 +31,14 @@ pub fn local_resolver<'t>(
     region: &str,
 ) -> Result<Resolver<'t>> {
     let parameters = template.parameters()?;
+    let paired = |name: &str| {
+        KEY_PAIR_PARAMETERS
+            .iter()
+            .any(|(private, public)| name == *private || name == *public)
+    };
     let secret_parameters: Vec<&str> = parameters
         .iter()
-        .filter(|(_, p)| p.default.is_none() && p.no_echo)
+        .filter(|(name, p)| p.default.is_none() && p.no_echo && !paired(name))
         .map(|(name, _)| name.as_str())
         .collect();
     let generated_secrets: Vec<&str> = template
@@ -51,6 +60,14 @@ pub fn local_resolver<'t>(
         .iter()
         .filter_map(|id| Some((id.to_string(), values.remove(*id)?)))
         .collect();
+    for (private, public) in KEY_PAIR_PARAMETERS {
+        if parameters.contains_key(private) && parameters.contains_key(public) {
+            let (private_key, public_key) =
+                dev_secrets::load_or_create_pair(&paths::dev_env(root), private, public)?;
+            values.insert(private.to_owned(), private_key);
+            values.insert(public.to_owned(), public_key);
+        }
+    }
     for (name, parameter) in &parameters {
         if let Some(default) = &parameter.default {
             values.insert(name.clone(), default.clone());
@@ -125,6 +142,25 @@ pub fn union(envs: &BTreeMap<String, Env>) -> Result<Env> {
     Ok(out)
 }
 
+/// What tools and tests of this checkout hold besides the functions' environment: the
+/// local token signing key (tests sign tokens as login would) and the audit key as a
+/// value (tests and benches that write or check entries directly). The functions
+/// themselves read both from Secrets Manager.
+pub fn local_tool_env(root: &Path, region: &str) -> Result<Env> {
+    let template = Template::load(&paths::template(root))?;
+    let resolver = local_resolver(root, &template, region)?;
+    let mut env = Env::new();
+    env.insert(
+        "JWT_SIGNING_KEY".into(),
+        resolver.reference("JwtSigningKey")?,
+    );
+    let audit_key = template
+        .resource("AuditKeySecret")
+        .context("template.yaml has no AuditKeySecret")?;
+    env.insert("AUDIT_HMAC_KEY".into(), resolver.secret_value(&audit_key)?);
+    Ok(env)
+}
+
 /// The union environment of every function in this checkout's template.yaml.
 pub fn local_union_env(root: &Path, region: &str) -> Result<Env> {
     let template = Template::load(&paths::template(root))?;
@@ -138,7 +174,9 @@ mod tests {
 
     fn resolver(t: &Template) -> Resolver<'_> {
         let values = BTreeMap::from([
-            ("JwtSecret".to_owned(), "j".repeat(96)),
+            ("JwtSigningKey".to_owned(), "private".to_owned()),
+            ("JwtPublicKey".to_owned(), "p".repeat(43)),
+            ("ApiRateLimit".to_owned(), "100".to_owned()),
             ("LogLevel".to_owned(), "info".to_owned()),
             ("AuditRetentionDays".to_owned(), "400".to_owned()),
             ("RedisUrl".to_owned(), "redis://cache:6379".to_owned()),
@@ -161,9 +199,26 @@ mod tests {
         assert_eq!(login["JWT_AUDIENCE"], "inferloop-api");
         assert_eq!(login["USERS_TABLE"], "UsersTable");
         assert_eq!(login["AUDIT_TABLE"], "AuditTable");
-        assert_eq!(login["JWT_SECRET"], "j".repeat(96));
-        assert_eq!(login["AUDIT_HMAC_KEY"], "a".repeat(96));
+        assert_eq!(login["JWT_PUBLIC_KEY"], "p".repeat(43));
+        assert!(
+            login["JWT_SIGNING_KEY_SECRET"].starts_with("arn:aws:secretsmanager:"),
+            "login reads its key from a secret: {}",
+            login["JWT_SIGNING_KEY_SECRET"]
+        );
+        assert!(
+            login["AUDIT_KEY_SECRET"].contains(":secret:"),
+            "{}",
+            login["AUDIT_KEY_SECRET"]
+        );
         assert_eq!(login["AUDIT_RETENTION_DAYS"], "400");
+        for (function, env) in &envs {
+            for (name, value) in env {
+                assert!(
+                    !value.contains("a".repeat(96).as_str()) && *value != "private",
+                    "{function}'s {name} holds a secret's value; it must name the secret"
+                );
+            }
+        }
         let predict = &envs["PredictFunction"];
         assert_eq!(predict["MODELS_BUCKET"], "modelsbucket");
         assert_eq!(predict["REDIS_URL"], "redis://cache:6379");
@@ -171,8 +226,12 @@ mod tests {
         let audit_logs = &envs["AuditLogsFunction"];
         assert_eq!(audit_logs["AUDIT_TABLE"], "AuditTable");
         assert_eq!(
-            audit_logs["AUDIT_HMAC_KEY"], login["AUDIT_HMAC_KEY"],
+            audit_logs["AUDIT_KEY_SECRET"], login["AUDIT_KEY_SECRET"],
             "every writer and the verifier share one key"
+        );
+        assert!(
+            !audit_logs.contains_key("JWT_SIGNING_KEY_SECRET"),
+            "only login signs"
         );
         union(&envs).unwrap();
     }
@@ -224,11 +283,20 @@ Resources:
         let again =
             union(&function_envs(&local_resolver(&root, &t, DEFAULT_REGION).unwrap()).unwrap())
                 .unwrap();
-        assert_eq!(first["JWT_SECRET"].len(), 96);
-        assert_eq!(first["AUDIT_HMAC_KEY"].len(), 96);
-        assert_ne!(first["JWT_SECRET"], first["AUDIT_HMAC_KEY"]);
+        // The public key of a generated pair, whose private half is stored beside it.
+        assert_eq!(first["JWT_PUBLIC_KEY"].len(), 43);
         let stored = crate::env_file::read(&paths::dev_env(&root)).unwrap();
-        assert_eq!(stored["AuditKeySecret"], first["AUDIT_HMAC_KEY"]);
+        assert_eq!(stored["JwtPublicKey"], first["JWT_PUBLIC_KEY"]);
+        let auth =
+            inferloop::config::AuthSettings::from_env(&inferloop::config::Env::new(|name| {
+                first.get(name).cloned()
+            }))
+            .unwrap();
+        assert!(
+            inferloop::auth::TokenKeys::with_signing_key(auth, &stored["JwtSigningKey"]).is_ok(),
+            "the stored private key is the public key's pair"
+        );
+        assert_eq!(stored["AuditKeySecret"].len(), 96);
         assert_eq!(first, again, "secrets are reused, not regenerated");
         // The local stack's Redis, although the deployed default is "none".
         assert_eq!(first["REDIS_URL"], "redis://127.0.0.1:6379");

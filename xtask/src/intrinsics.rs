@@ -154,6 +154,25 @@ impl<'t> Resolver<'t> {
         }
     }
 
+    /// The local value of one of the template's secrets: the generated one for a secret
+    /// Secrets Manager generates (`GenerateSecretString`), else its `SecretString`.
+    pub fn secret_value(&self, resource: &Resource) -> Result<String> {
+        if resource.property("GenerateSecretString").is_some() {
+            return self
+                .secrets
+                .get(resource.logical_id)
+                .cloned()
+                .with_context(|| format!("{}: no local value generated", resource.logical_id));
+        }
+        let value = resource.property("SecretString").with_context(|| {
+            format!(
+                "{}: neither GenerateSecretString nor SecretString",
+                resource.logical_id
+            )
+        })?;
+        self.string(value)
+    }
+
     /// What `!Ref name` evaluates to.
     pub fn reference(&self, name: &str) -> Result<String> {
         if let Some(pseudo) = self.pseudo_parameter(name) {

@@ -69,6 +69,9 @@ enum Task {
     /// Publish models/<line>/ to the registry MODELS_TABLE and MODELS_BUCKET name (a
     /// deployed stack), making each line production if it has no production version.
     PublishModels,
+    /// Print a new token key pair for a deployment: JwtSigningKey (secret) and
+    /// JwtPublicKey, the two parameters `sam deploy` asks for.
+    Keygen,
     /// Create a user (the first admin is made this way, never by a default password).
     CreateUser {
         #[arg(long)]
@@ -111,6 +114,13 @@ async fn run(task: Task) -> Result<()> {
             out,
         } => train::run(&root, &line, seed, version, out),
         Task::PublishModels => models::publish_from_env(&root).await,
+        Task::Keygen => {
+            let (private_key, public_key) =
+                inferloop::auth::token::new_key_pair().map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("JwtSigningKey={private_key}");
+            println!("JwtPublicKey={public_key}");
+            Ok(())
+        }
         Task::CreateUser { username, role } => create_user::run(&username, &role).await,
     }
 }

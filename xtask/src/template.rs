@@ -146,7 +146,7 @@ mod tests {
         let t = Template::load(&crate::paths::root().join("template.yaml")).unwrap();
         assert!(t.resources_of(TABLE).count() >= 2);
         let params = t.parameters().unwrap();
-        assert!(params["JwtSecret"].no_echo && params["JwtSecret"].default.is_none());
+        assert!(params["JwtSigningKey"].no_echo && params["JwtSigningKey"].default.is_none());
         assert_eq!(params["AuditRetentionDays"].default.as_deref(), Some("400"));
         assert!(t.global_function_variables().is_some());
     }

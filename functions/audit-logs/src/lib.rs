@@ -8,7 +8,7 @@
 use inferloop::ApiError;
 use inferloop::audit::query::{Cursor, ListFilter};
 use inferloop::audit::{Action, AuditReader, Outcome};
-use inferloop::config::{self, AuditSettings};
+use inferloop::config;
 use inferloop::http::{Admin, Ctx, HandlerResult, PageRequest, Router, json_response, query_param};
 use inferloop::service::{ColdStart, Common, Service};
 use inferloop::store::cursor::{fingerprint, page_range};
@@ -39,12 +39,9 @@ impl App {
     pub async fn from_env() -> Result<Self, lambda_http::Error> {
         ROUTES.check()?;
         let env = config::process_env();
-        let audit = AuditSettings::from_env(&env)?;
         let start = ColdStart::from_env(&env).await?;
-        Ok(Self::new(
-            start.common,
-            AuditReader::new(start.dynamodb, &audit),
-        ))
+        let reader = AuditReader::new(start.dynamodb, &start.audit_settings);
+        Ok(Self::new(start.common, reader))
     }
 
     pub fn new(common: Common, reader: AuditReader) -> Self {

@@ -10,10 +10,11 @@
 
 use inferloop::ApiError;
 use inferloop::audit::{Action, Outcome};
+use inferloop::auth::TokenKeys;
 use inferloop::auth::lockout::LOCK_SECS;
 use inferloop::auth::password;
 use inferloop::coalesce::{Coalescer, Verdict};
-use inferloop::config;
+use inferloop::config::{self, AuthSettings};
 use inferloop::domain::{Password, Role, Username};
 use inferloop::http::{
     Admin, Anyone, AuditScope, Ctx, HandlerResult, PageRequest, Router, empty_response,
@@ -30,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::convert::Infallible;
 use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Login bodies are two short strings; anything larger is not a login.
@@ -46,6 +48,9 @@ pub struct App {
     /// those paths cost what a real verification costs.
     dummy_hash: String,
     denials: Coalescer,
+    /// Passwords verified against an account's real hash since cold start: what the
+    /// lockout bounds (five per name and window), counted so tests can hold it to that.
+    verified: AtomicU64,
 }
 
 impl App {
@@ -55,7 +60,15 @@ impl App {
         let env = config::process_env();
         let users_table = env.required("USERS_TABLE")?;
         let guards_table = env.required("LOGIN_GUARDS_TABLE")?;
-        let start = ColdStart::from_env(&env).await?;
+        let mut start = ColdStart::from_env(&env).await?;
+        // Login alone holds the key that signs tokens; it is read from its secret here.
+        let signing_key = env
+            .secret_from_manager("JWT_SIGNING_KEY_SECRET", &start.sdk)
+            .await?;
+        start.common.tokens = TokenKeys::with_signing_key(
+            AuthSettings::from_env(&env)?,
+            &String::from_utf8_lossy(&signing_key),
+        )?;
         Ok(Self::new(
             start.common,
             UserStore::new(start.dynamodb.clone(), users_table),
@@ -71,7 +84,15 @@ impl App {
             guards,
             dummy_hash: password::dummy_hash()?,
             denials: Coalescer::new(DENIAL_WINDOW),
+            verified: AtomicU64::new(0),
         })
+    }
+}
+
+impl App {
+    /// Passwords verified against a real hash so far (see the field).
+    pub fn verifications(&self) -> u64 {
+        self.verified.load(Ordering::SeqCst)
     }
 }
 
@@ -206,6 +227,7 @@ async fn login(app: &App, cx: Ctx<'_, Anyone>) -> HandlerResult {
 
     let user = match app.users.get(&username).await? {
         Some(user) => {
+            app.verified.fetch_add(1, Ordering::SeqCst);
             let hash = user.password_hash.clone();
             let matches = password::verify_async(password.expose().to_owned(), hash).await?;
             matches.then_some(user).ok_or("wrong_password")

@@ -145,6 +145,9 @@ fn json_image(req: &Request) -> Result<Vec<u8>, ApiError> {
 /// Why an image cannot be read, as the client is told.
 pub fn preprocess_error(err: PreprocessError) -> ApiError {
     match err {
+        // Every size limit (a side, the pixel count, pixels per byte, the decoder's
+        // allocation cap) is a 413: the image is too large, for the service or for its
+        // own bytes. The message names the limit and says to resize.
         PreprocessError::TooLarge { .. } => ApiError::PayloadTooLarge(err.to_string()),
         PreprocessError::NoInk => ApiError::unprocessable(
             "no_digit",
@@ -179,6 +182,47 @@ mod tests {
         body.extend_from_slice(data);
         body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
         body
+    }
+
+    /// Issue 19, finding 5: a small file claiming a huge image is a 413 whose message
+    /// says the limit and to resize, from the header alone.
+    #[test]
+    fn images_too_large_for_the_service_or_their_bytes_are_413() {
+        use inferloop::model::preprocess::{self, SizeLimit, bombs};
+        let cases = [
+            (bombs::webp(4096, 4096), "4,194,304 pixels (2048×2048)"),
+            (bombs::gif((4096, 4096), (4096, 4096)), "4,194,304 pixels"),
+            (bombs::jpeg(4096, 4096, 3, true), "4,194,304 pixels"),
+            (bombs::png(4000, 4000, 1, true), "4,194,304 pixels"),
+            (bombs::webp(2048, 2048), "pixels per byte"),
+            (bombs::bmp(2048, 2048), "pixels per byte"),
+            (bombs::jpeg_headers(2048, 2048, 3, false), "pixels per byte"),
+        ];
+        for (bytes, says) in cases {
+            let err = preprocess::preprocess_bytes(&bytes).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    PreprocessError::TooLarge {
+                        limit: SizeLimit::Pixels | SizeLimit::Density { .. },
+                        ..
+                    }
+                ),
+                "{err:?}"
+            );
+            let api = preprocess_error(err);
+            assert_eq!(api.status_code().as_u16(), 413);
+            assert_eq!(api.code(), "payload_too_large");
+            let message = api.public_message();
+            assert!(message.contains(says), "{message}");
+            assert!(message.contains("resize"), "{message}");
+        }
+        let allocation = preprocess_error(PreprocessError::TooLarge {
+            width: 2048,
+            height: 2048,
+            limit: SizeLimit::Allocation,
+        });
+        assert_eq!(allocation.status_code().as_u16(), 413);
     }
 
     async fn status(req: Request) -> u16 {

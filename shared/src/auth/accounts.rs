@@ -41,6 +41,10 @@ pub struct Accounts {
     cache: Mutex<HashMap<String, (Instant, Option<Account>)>>,
 }
 
+fn matches(account: &Account, principal: &Principal) -> bool {
+    account.user_id.as_deref() == Some(principal.user_id.as_str()) && account.role == principal.role
+}
+
 fn revoked() -> ApiError {
     ApiError::unauthorized(
         "token_revoked",
@@ -57,37 +61,49 @@ impl Accounts {
         }
     }
 
-    /// `Ok` if the account named by `principal` exists with its id and role.
+    /// `Ok` if the account named by `principal` exists with its id and role. Only a
+    /// matching answer is taken from the cache: a refusal is always read again first, so
+    /// an account created a moment ago (a name taken again) is not refused for an old
+    /// answer about its predecessor.
     pub async fn confirm(
         &self,
         principal: &Principal,
         freshness: Freshness,
     ) -> Result<(), ApiError> {
-        let account = self.account(principal.username.as_str(), freshness).await?;
-        match account {
-            Some(a)
-                if a.user_id.as_deref() == Some(principal.user_id.as_str())
-                    && a.role == principal.role =>
-            {
-                Ok(())
-            }
+        let username = principal.username.as_str();
+        if freshness == Freshness::Cached
+            && self
+                .cached(username)
+                .await
+                .is_some_and(|a| matches(&a, principal))
+        {
+            return Ok(());
+        }
+        match self.read(username, freshness).await? {
+            Some(a) if matches(&a, principal) => Ok(()),
             _ => Err(revoked()),
         }
     }
 
-    async fn account(
+    /// The cached answer for `username`, if one younger than `ttl` says it exists.
+    async fn cached(&self, username: &str) -> Option<Account> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        let cache = self.cache.lock().await;
+        let (read_at, account) = cache.get(username)?;
+        if read_at.elapsed() < self.ttl {
+            account.clone()
+        } else {
+            None
+        }
+    }
+
+    async fn read(
         &self,
         username: &str,
         freshness: Freshness,
     ) -> Result<Option<Account>, ApiError> {
-        if freshness == Freshness::Cached && !self.ttl.is_zero() {
-            let cache = self.cache.lock().await;
-            if let Some((read_at, account)) = cache.get(username)
-                && read_at.elapsed() < self.ttl
-            {
-                return Ok(account.clone());
-            }
-        }
         let account = self
             .store
             .account(username, freshness == Freshness::Now)

@@ -1,4 +1,9 @@
-//! HS256 tokens with every claim required and the algorithm pinned.
+//! EdDSA (Ed25519) tokens with every claim required and the algorithm pinned.
+//!
+//! Asymmetric, so that only the function that signs tokens (login) holds a key that can
+//! make one: every other function verifies with the public key, and code execution in
+//! one of them (predict parses untrusted images with five decoders) cannot mint an
+//! admin token. Login reads the private key from Secrets Manager at cold start.
 
 use crate::auth::Principal;
 use crate::config::AuthSettings;
@@ -33,27 +38,75 @@ pub struct IssuedToken {
 }
 
 pub struct TokenKeys {
-    encoding: EncodingKey,
+    /// Only where tokens are issued (login); `None` everywhere else.
+    signing: Option<EncodingKey>,
     decoding: DecodingKey,
     validation: Validation,
     settings: AuthSettings,
 }
 
+/// A key pair for the token keys, as the deployment takes them: the PKCS#8 private key
+/// (base64, the `JwtSigningKey` secret) and the raw public key (base64url, unpadded:
+/// `JWT_PUBLIC_KEY`). `cargo xtask keygen` prints one; the local stack makes its own.
+pub fn new_key_pair() -> Result<(String, String), ApiError> {
+    use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+    use base64::Engine;
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng)
+        .map_err(|_| ApiError::Internal("generating an Ed25519 key failed".into()))?;
+    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
+        .map_err(|_| ApiError::Internal("reading a fresh Ed25519 key failed".into()))?;
+    Ok((
+        base64::engine::general_purpose::STANDARD.encode(pkcs8.as_ref()),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(pair.public_key().as_ref()),
+    ))
+}
+
+/// Why a signing key is refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SigningKeyError {
+    #[error("the signing key is not base64 of a PKCS#8 Ed25519 private key")]
+    Malformed,
+    #[error("the signing key does not belong to JWT_PUBLIC_KEY: its tokens would not verify")]
+    NotThePublicKeysPair,
+}
+
 impl TokenKeys {
+    /// Keys that verify tokens only.
     pub fn new(settings: AuthSettings) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.algorithms = vec![Algorithm::HS256];
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.algorithms = vec![Algorithm::EdDSA];
         validation.set_issuer(&[&settings.issuer]);
         validation.set_audience(&[&settings.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.validate_exp = true;
         validation.leeway = LEEWAY_SECS;
         Self {
-            encoding: EncodingKey::from_secret(&settings.jwt_secret),
-            decoding: DecodingKey::from_secret(&settings.jwt_secret),
+            signing: None,
+            decoding: DecodingKey::from_ed_der(&settings.public_key),
             validation,
             settings,
         }
+    }
+
+    /// Keys that also sign, with `private_key` (base64 PKCS#8), which must be the pair of
+    /// the settings' public key.
+    pub fn with_signing_key(
+        settings: AuthSettings,
+        private_key: &str,
+    ) -> Result<Self, SigningKeyError> {
+        use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+        use base64::Engine;
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(private_key.trim())
+            .map_err(|_| SigningKeyError::Malformed)?;
+        let pair = Ed25519KeyPair::from_pkcs8(&der).map_err(|_| SigningKeyError::Malformed)?;
+        if pair.public_key().as_ref() != settings.public_key.as_slice() {
+            return Err(SigningKeyError::NotThePublicKeysPair);
+        }
+        let mut keys = Self::new(settings);
+        keys.signing = Some(EncodingKey::from_ed_der(&der));
+        Ok(keys)
     }
 
     pub fn issue(
@@ -83,7 +136,12 @@ impl TokenKeys {
             aud: self.settings.audience.clone(),
             jti: ulid::Ulid::new().to_string(),
         };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+        let signing = self.signing.as_ref().ok_or_else(|| {
+            ApiError::Internal(
+                "this function holds no signing key: only login issues tokens".into(),
+            )
+        })?;
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, signing)
             .map_err(|e| ApiError::Internal(format!("signing a token failed: {e}")))?;
         Ok(IssuedToken {
             token,
@@ -140,32 +198,45 @@ mod tests {
     use serde_json::json;
     use std::time::Duration;
 
-    fn settings(secret: &str) -> AuthSettings {
+    /// One key pair for the whole test binary (generating is cheap, but tokens signed
+    /// with one must verify with the same public key).
+    fn pair() -> &'static (String, String) {
+        static PAIR: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+        PAIR.get_or_init(|| new_key_pair().unwrap())
+    }
+
+    fn settings(public_key: &str) -> AuthSettings {
         AuthSettings {
-            jwt_secret: secret.as_bytes().to_vec(),
+            public_key: URL_SAFE_NO_PAD.decode(public_key).unwrap(),
             issuer: "inferloop".into(),
             audience: "inferloop-api".into(),
             token_ttl: Duration::from_secs(3600),
         }
     }
 
-    const SECRET: &str = "a-test-secret-that-is-long-enough-for-hs256";
-
     fn keys() -> TokenKeys {
-        TokenKeys::new(settings(SECRET))
+        TokenKeys::with_signing_key(settings(&pair().1), &pair().0).unwrap()
     }
 
     fn bob() -> Username {
         Username::parse("bob").unwrap()
     }
 
-    fn sign(claims: &serde_json::Value, secret: &str) -> String {
+    /// Signed with the private key of `pair`.
+    fn sign_with(claims: &serde_json::Value, pair: &(String, String)) -> String {
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(&pair.0)
+            .unwrap();
         jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
+            &Header::new(Algorithm::EdDSA),
             claims,
-            &EncodingKey::from_secret(secret.as_bytes()),
+            &EncodingKey::from_ed_der(&der),
         )
         .unwrap()
+    }
+
+    fn sign(claims: &serde_json::Value) -> String {
+        sign_with(claims, pair())
     }
 
     fn good_claims() -> serde_json::Value {
@@ -221,32 +292,51 @@ mod tests {
 
     #[test]
     fn another_algorithm_is_refused() {
-        let token = jsonwebtoken::encode(
-            &Header::new(Algorithm::HS512),
-            &good_claims(),
-            &EncodingKey::from_secret(SECRET.as_bytes()),
-        )
-        .unwrap();
-        assert_eq!(code_of(keys().verify(&token)), "invalid_token");
+        // HS256 keyed with the public key (the classic confusion), and HS512.
+        for (alg, key) in [
+            (Algorithm::HS256, URL_SAFE_NO_PAD.decode(&pair().1).unwrap()),
+            (
+                Algorithm::HS512,
+                b"any-secret-of-plenty-bytes-0123456789".to_vec(),
+            ),
+        ] {
+            let token = jsonwebtoken::encode(
+                &Header::new(alg),
+                &good_claims(),
+                &EncodingKey::from_secret(&key),
+            )
+            .unwrap();
+            assert_eq!(code_of(keys().verify(&token)), "invalid_token", "{alg:?}");
+        }
+    }
+
+    #[test]
+    fn only_a_signing_key_signs_and_it_must_match_the_public_key() {
+        let verify_only = TokenKeys::new(settings(&pair().1));
+        let err = verify_only.issue(&bob(), "01JBOB", Role::User).unwrap_err();
+        assert!(err.status_code().is_server_error());
+        let other = new_key_pair().unwrap();
+        assert_eq!(
+            TokenKeys::with_signing_key(settings(&pair().1), &other.0).err(),
+            Some(SigningKeyError::NotThePublicKeysPair)
+        );
+        assert_eq!(
+            TokenKeys::with_signing_key(settings(&pair().1), "not a key").err(),
+            Some(SigningKeyError::Malformed)
+        );
     }
 
     #[test]
     fn the_wrong_key_audience_or_issuer_is_refused() {
-        assert!(keys().verify(&sign(&good_claims(), SECRET)).is_ok());
-        let wrong_key = sign(&good_claims(), "another-secret-that-is-also-long-enough!!");
+        assert!(keys().verify(&sign(&good_claims())).is_ok());
+        let wrong_key = sign_with(&good_claims(), &new_key_pair().unwrap());
         assert_eq!(code_of(keys().verify(&wrong_key)), "invalid_token");
         let mut claims = good_claims();
         claims["aud"] = json!("someone-else");
-        assert_eq!(
-            code_of(keys().verify(&sign(&claims, SECRET))),
-            "invalid_token"
-        );
+        assert_eq!(code_of(keys().verify(&sign(&claims))), "invalid_token");
         let mut claims = good_claims();
         claims["iss"] = json!("evil");
-        assert_eq!(
-            code_of(keys().verify(&sign(&claims, SECRET))),
-            "invalid_token"
-        );
+        assert_eq!(code_of(keys().verify(&sign(&claims))), "invalid_token");
     }
 
     #[test]
@@ -255,7 +345,7 @@ mod tests {
             let mut claims = good_claims();
             claims.as_object_mut().unwrap().remove(missing);
             assert_eq!(
-                code_of(keys().verify(&sign(&claims, SECRET))),
+                code_of(keys().verify(&sign(&claims))),
                 "invalid_token",
                 "a token without {missing} must be refused"
             );
@@ -266,16 +356,10 @@ mod tests {
     fn unknown_roles_and_future_tokens_are_refused() {
         let mut claims = good_claims();
         claims["role"] = json!("root");
-        assert_eq!(
-            code_of(keys().verify(&sign(&claims, SECRET))),
-            "invalid_token"
-        );
+        assert_eq!(code_of(keys().verify(&sign(&claims))), "invalid_token");
         let mut claims = good_claims();
         claims["iat"] = json!(now_secs() + 3000);
         claims["exp"] = json!(now_secs() + 6000);
-        assert_eq!(
-            code_of(keys().verify(&sign(&claims, SECRET))),
-            "invalid_token"
-        );
+        assert_eq!(code_of(keys().verify(&sign(&claims))), "invalid_token");
     }
 }
