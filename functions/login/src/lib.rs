@@ -217,7 +217,9 @@ async fn login(app: &App, cx: Ctx<'_, Anyone>) -> HandlerResult {
             retry_after_secs,
             locked: is_locked,
         } => {
-            // The same work a verification costs, so a refusal is not told apart by time.
+            // The same work a verification costs (the account read, the hash), so a
+            // refusal is told apart only by what its 429 says.
+            app.users.get(&username).await?;
             dummy().await?;
             let reason = if is_locked { "locked" } else { "window_full" };
             record_denial(app, &audit, reason).await?;
