@@ -763,8 +763,9 @@ mod tests {
 
     #[test]
     fn only_old_enough_chains_may_have_lost_their_head() {
-        let now = OffsetDateTime::now_utc();
+        // The chain's id first: its ULID's millisecond must not be later than `now`.
         let young = ulid::Ulid::new().to_string();
+        let now = OffsetDateTime::now_utc();
         let day = Duration::from_secs(86_400);
         assert!(!head_may_have_expired(&young, day, now));
         assert!(head_may_have_expired(&young, day, now + day));
