@@ -87,6 +87,21 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     }
 }
 
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    /// The string in the Secrets Manager secret whose id is in `name` (a URL, say),
+    /// read now, with no length rule.
+    pub async fn secret_string_from_manager(
+        &self,
+        name: &'static str,
+        sdk: &crate::aws::SdkConfig,
+    ) -> Result<String, ConfigError> {
+        let id = self.required(name)?;
+        crate::aws::secret_string(sdk, &id)
+            .await
+            .map_err(|reason| ConfigError::Secret { name, reason })
+    }
+}
+
 fn checked_secret(name: &'static str, value: String) -> Result<Vec<u8>, ConfigError> {
     if value.len() < MIN_SECRET_BYTES {
         return Err(ConfigError::Invalid {

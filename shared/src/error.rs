@@ -43,6 +43,14 @@ pub enum ApiError {
         message: String,
         retry_after_secs: u64,
     },
+    /// 502: an outside service this request is about (Slack) refused or did not answer;
+    /// the message says which, the detail stays in the log.
+    #[error("{message}")]
+    BadGateway { code: &'static str, message: String },
+    /// 503: a feature whose configuration is missing here (no Slack webhook, no
+    /// recipients); the message says what to configure.
+    #[error("{0}")]
+    NotConfigured(String),
     /// 503: a dependency (DynamoDB, S3, Redis, …) failed. The detail is for the log only.
     #[error("dependency failed: {0}")]
     Dependency(String),
@@ -93,6 +101,12 @@ impl ApiError {
         Self::Dependency(detail.to_string())
     }
 
+    /// A failure on our side that people should hear of (a critical alert): every 5xx
+    /// but a feature left unconfigured, which is a setting, not an outage.
+    pub fn is_fault(&self) -> bool {
+        self.status_code().is_server_error() && !matches!(self, Self::NotConfigured(_))
+    }
+
     pub fn status_code(&self) -> StatusCode {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
@@ -105,6 +119,8 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::BadGateway { .. } => StatusCode::BAD_GATEWAY,
+            Self::NotConfigured(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Dependency(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -116,7 +132,9 @@ impl ApiError {
             Self::BadRequest { code, .. }
             | Self::Unauthorized { code, .. }
             | Self::Unprocessable { code, .. }
-            | Self::TooManyRequests { code, .. } => code,
+            | Self::TooManyRequests { code, .. }
+            | Self::BadGateway { code, .. } => code,
+            Self::NotConfigured(_) => "not_configured",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",

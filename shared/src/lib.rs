@@ -7,11 +7,13 @@ pub mod aws;
 pub mod cache;
 pub mod coalesce;
 pub mod config;
+pub mod dispatch;
 pub mod domain;
 pub mod error;
 pub mod http;
 #[cfg(feature = "model")]
 pub mod model;
+pub mod notify;
 pub mod retry;
 pub mod service;
 #[cfg(feature = "stats")]

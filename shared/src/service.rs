@@ -4,6 +4,8 @@ use crate::audit::AuditTrail;
 use crate::auth::TokenKeys;
 use crate::auth::accounts::{self, Accounts};
 use crate::config::{AuditSettings, AuthSettings, ConfigError, Env};
+use crate::notify::Notifier;
+use crate::notify::store::AlertStore;
 use crate::store::users::UserStore;
 use std::time::Duration;
 
@@ -14,6 +16,9 @@ pub struct Common {
     pub tokens: TokenKeys,
     pub accounts: Accounts,
     pub audit: AuditTrail,
+    /// Publishes alerts (and a critical one after a 5xx); `None` where no alerts topic
+    /// is configured.
+    pub notifier: Option<Notifier>,
 }
 
 /// A function's state, as the router sees it.
@@ -53,10 +58,32 @@ impl ColdStart {
                 tokens: TokenKeys::new(auth),
                 accounts: Accounts::new(UserStore::new(dynamodb.clone(), users_table), account_ttl),
                 audit: AuditTrail::new(dynamodb.clone(), audit.clone()),
+                notifier: notifier_from_env(env, &sdk, &dynamodb),
             },
             audit_settings: audit,
             dynamodb,
             sdk,
         })
     }
+}
+
+/// The alerts topic and table (`ALERTS_TOPIC_ARN`, `ALERTS_TABLE`), when both are set;
+/// the alerts name this function (`AWS_LAMBDA_FUNCTION_NAME`, set by Lambda and by
+/// `cargo lambda watch`) as their source.
+fn notifier_from_env<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+    sdk: &crate::aws::SdkConfig,
+    dynamodb: &aws_sdk_dynamodb::Client,
+) -> Option<Notifier> {
+    let topic = env.optional("ALERTS_TOPIC_ARN")?;
+    let table = env.optional("ALERTS_TABLE")?;
+    let source = env
+        .optional("AWS_LAMBDA_FUNCTION_NAME")
+        .unwrap_or_else(|| "inferloop".to_owned());
+    Some(Notifier::new(
+        aws_sdk_sns::Client::new(sdk),
+        topic,
+        AlertStore::new(dynamodb.clone(), table),
+        source,
+    ))
 }

@@ -4,6 +4,8 @@
 //! Every test here needs the stack that `cargo xtask test` starts (moto + Redis, and
 //! `cargo lambda watch` for the end-to-end test). Without it they fail, loudly, saying so.
 
+pub mod standin;
+
 use aws_sdk_dynamodb::types::AttributeValue;
 use inferloop::domain::{Password, Role, Username};
 use inferloop::store::users::{NewUser, UserStore};

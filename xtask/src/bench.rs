@@ -54,7 +54,7 @@ pub async fn run(root: &Path, name: &str, sections: &[String]) -> Result<()> {
     services::ensure_redis()?;
     let _moto = services::start_own_moto(root, &venv, MOTO_PORT, "bench-moto")?;
     let endpoint = services::moto_url(MOTO_PORT);
-    bootstrap::run(root, &endpoint, DEFAULT_REGION).await?;
+    bootstrap::run(root, &endpoint, DEFAULT_REGION, &[]).await?;
     models::publish_shipped(root, &endpoint, DEFAULT_REGION).await?;
 
     let mut env: Env = local_aws::env(&endpoint);

@@ -5,7 +5,7 @@
 
 use crate::function_env::local_resolver;
 use crate::intrinsics::Resolver;
-use crate::template::{BUCKET, Resource, SECRET, TABLE, TOPIC, Template};
+use crate::template::{BUCKET, EMAIL_IDENTITY, QUEUE, Resource, SECRET, TABLE, TOPIC, Template};
 use crate::{local_aws, paths};
 use anyhow::{Context, Result, bail};
 use aws_sdk_dynamodb::operation::create_table::builders::CreateTableInputBuilder;
@@ -19,10 +19,20 @@ use serde_norway::Value;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-pub async fn run(root: &Path, endpoint: &str, region: &str) -> Result<()> {
+/// Creates the resources; `parameters` set template parameters for this stack (the
+/// Slack webhook the local stand-in answers at, say).
+pub async fn run(
+    root: &Path,
+    endpoint: &str,
+    region: &str,
+    parameters: &[(&str, String)],
+) -> Result<()> {
     let template = Template::load(&paths::template(root))?;
     let config = local_aws::sdk_config(endpoint, region).await;
-    let resolver = local_resolver(root, &template, region)?;
+    let mut resolver = local_resolver(root, &template, region)?;
+    for (name, value) in parameters {
+        resolver = resolver.with_parameter(name, value.clone());
+    }
     let dynamodb = aws_sdk_dynamodb::Client::new(&config);
     // moto at 127.0.0.1 has no per-bucket host names.
     let s3 = aws_sdk_s3::Client::from_conf(
@@ -32,6 +42,8 @@ pub async fn run(root: &Path, endpoint: &str, region: &str) -> Result<()> {
     );
     let sns = aws_sdk_sns::Client::new(&config);
     let secrets = aws_sdk_secretsmanager::Client::new(&config);
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let ses = aws_sdk_sesv2::Client::new(&config);
 
     println!("bootstrap: creating template.yaml's resources at {endpoint}");
     for resource in template.resources() {
@@ -40,6 +52,8 @@ pub async fn run(root: &Path, endpoint: &str, region: &str) -> Result<()> {
             BUCKET => bucket(&s3, &resolver, &resource, region).await,
             TOPIC => topic(&sns, &resolver, &resource).await,
             SECRET => secret(&secrets, &resolver, &resource).await,
+            QUEUE => queue(&sqs, &resolver, &resource).await,
+            EMAIL_IDENTITY => email_identity(&ses, &resolver, &resource).await,
             _ => continue,
         };
         let outcome =
@@ -256,6 +270,51 @@ async fn topic(
     }
     let created = create.send().await.context("CreateTopic")?;
     Ok(format!("created {}", created.topic_arn().unwrap_or(&arn)))
+}
+
+/// A queue (SQS answers an existing one with its URL, so this can run every start).
+async fn queue(
+    client: &aws_sdk_sqs::Client,
+    resolver: &Resolver<'_>,
+    resource: &Resource<'_>,
+) -> Result<String> {
+    let name = resolver.physical_name(resource)?;
+    let created = client
+        .create_queue()
+        .queue_name(&name)
+        .send()
+        .await
+        .context("CreateQueue")?;
+    Ok(format!("ready {}", created.queue_url().unwrap_or(&name)))
+}
+
+/// An SES identity, so mail from it is accepted (the emulator refuses unverified
+/// senders, as SES's sandbox does).
+async fn email_identity(
+    client: &aws_sdk_sesv2::Client,
+    resolver: &Resolver<'_>,
+    resource: &Resource<'_>,
+) -> Result<String> {
+    let identity = resolver.string(
+        resource
+            .property("EmailIdentity")
+            .context("EmailIdentity is missing")?,
+    )?;
+    match client
+        .create_email_identity()
+        .email_identity(&identity)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(format!("created {identity}")),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_already_exists_exception()) =>
+        {
+            Ok("exists, left alone".into())
+        }
+        Err(e) => Err(e).context("CreateEmailIdentity"),
+    }
 }
 
 /// A secret with its local value (the generated one, or its `SecretString`), so the

@@ -6,7 +6,7 @@ use crate::function_env::{self, DEFAULT_REGION, Env};
 use crate::process::{self, Background};
 use crate::services::{self, REDIS_PORT};
 use crate::venv::Venv;
-use crate::{bootstrap, local_aws, models, paths, venv, watch};
+use crate::{bootstrap, bridge, local_aws, models, paths, venv, watch};
 use anyhow::{Context, Result, bail};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -98,7 +98,7 @@ impl Run {
     }
 }
 
-pub async fn run(root: &Path) -> Result<()> {
+pub async fn run(root: &Path, filters: &[String]) -> Result<()> {
     catch_interrupts();
     let venv = venv::ensure(root)?;
     services::ensure_redis()?;
@@ -114,50 +114,17 @@ pub async fn run(root: &Path) -> Result<()> {
     let mut test_env = env.clone();
     test_env.extend(function_env::local_tool_env(root, DEFAULT_REGION)?);
     test_env.insert("INFERLOOP_API_URL".into(), api.clone());
+    test_env.extend(bridge::env(bridge::TEST_PORT));
     test_env.insert(
         "INFERLOOP_REDIS_URL".into(),
         format!("redis://127.0.0.1:{REDIS_PORT}"),
     );
 
-    let mut run = Run::new(7);
-    run.step("cfn-lint template.yaml", || async {
-        let status = Command::new(venv.bin("cfn-lint"))
-            .arg("template.yaml")
-            .current_dir(root)
-            .status()?;
-        // cfn-lint's exit code is a bit set: 2 errors, 4 warnings, 8 informational.
-        match status.code() {
-            Some(code) if code & 0b11 == 0 && code < 16 => Ok(()),
-            _ => bail!("cfn-lint reported errors ({status})"),
-        }
-    })
-    .await;
-    run.step("cargo fmt --all -- --check", || async {
-        check(
-            Command::new(&cargo)
-                .args(["fmt", "--all", "--", "--check"])
-                .current_dir(root),
-        )
-    })
-    .await;
-    run.step(
-        "cargo clippy --workspace --all-targets -- -D warnings",
-        || async {
-            check(
-                Command::new(&cargo)
-                    .args([
-                        "clippy",
-                        "--workspace",
-                        "--all-targets",
-                        "--",
-                        "-D",
-                        "warnings",
-                    ])
-                    .current_dir(root),
-            )
-        },
-    )
-    .await;
+    let focused = !filters.is_empty();
+    let mut run = Run::new(if focused { 4 } else { 7 });
+    if !focused {
+        lint(&mut run, root, &venv, &cargo).await;
+    }
 
     let build_title = if nextest {
         "cargo nextest run --workspace --no-run"
@@ -195,8 +162,13 @@ pub async fn run(root: &Path) -> Result<()> {
             &format!("start moto on :{MOTO_PORT}, bootstrap, watch on :{}", watch::TEST_PORT),
             || async {
                 moto = Some(services::start_own_moto(root, &venv, MOTO_PORT, "test-moto")?);
-                bootstrap::run(root, &endpoint, DEFAULT_REGION).await?;
+                // Alerts go to the stand-in here, whatever webhook a developer has.
+                let webhook = bridge::standin_webhook_url(bridge::TEST_PORT);
+                bootstrap::run(root, &endpoint, DEFAULT_REGION, &[("SlackWebhookUrl", webhook)])
+                    .await?;
                 models::publish_shipped(root, &endpoint, DEFAULT_REGION).await?;
+                bridge::wire(root, &endpoint, DEFAULT_REGION, bridge::TEST_PORT, api.clone(), false)
+                    .await?;
                 let server = start_watch(root, &venv, &env)?;
                 let server = lambda.insert(server);
                 println!(
@@ -230,7 +202,11 @@ pub async fn run(root: &Path) -> Result<()> {
     };
     run.step(test_title, || async {
         // Every failure in one run: a CI log that stops at the first hides the rest.
-        check(test_command(&cargo, nextest, root, &test_env).arg("--no-fail-fast"))
+        check(
+            test_command(&cargo, nextest, root, &test_env)
+                .arg("--no-fail-fast")
+                .args(filters),
+        )
     })
     .await;
     run.step(
@@ -248,6 +224,48 @@ pub async fn run(root: &Path) -> Result<()> {
     drop(lambda);
     drop(moto);
     run.finish()
+}
+
+/// cfn-lint, rustfmt and clippy: what a focused run leaves out.
+async fn lint(run: &mut Run, root: &Path, venv: &Venv, cargo: &str) {
+    run.step("cfn-lint template.yaml", || async {
+        let status = Command::new(venv.bin("cfn-lint"))
+            .arg("template.yaml")
+            .current_dir(root)
+            .status()?;
+        // cfn-lint's exit code is a bit set: 2 errors, 4 warnings, 8 informational.
+        match status.code() {
+            Some(code) if code & 0b11 == 0 && code < 16 => Ok(()),
+            _ => bail!("cfn-lint reported errors ({status})"),
+        }
+    })
+    .await;
+    run.step("cargo fmt --all -- --check", || async {
+        check(
+            Command::new(cargo)
+                .args(["fmt", "--all", "--", "--check"])
+                .current_dir(root),
+        )
+    })
+    .await;
+    run.step(
+        "cargo clippy --workspace --all-targets -- -D warnings",
+        || async {
+            check(
+                Command::new(cargo)
+                    .args([
+                        "clippy",
+                        "--workspace",
+                        "--all-targets",
+                        "--",
+                        "-D",
+                        "warnings",
+                    ])
+                    .current_dir(root),
+            )
+        },
+    )
+    .await;
 }
 
 /// The function crates (`functions/<name>`, whose binary is `<name>`).

@@ -14,8 +14,13 @@ pub type Env = BTreeMap<String, String>;
 pub const DEFAULT_REGION: &str = "us-east-1";
 
 /// Parameters whose deployed default means "none here" but which the local stack
-/// provides: the Redis that `cargo xtask dev` and `test` ensure on 6379.
-pub const LOCAL_PARAMETERS: [(&str, &str); 1] = [("RedisUrl", "redis://127.0.0.1:6379")];
+/// provides: the Redis that `cargo xtask dev` and `test` ensure on 6379, and somebody to
+/// e-mail alerts to.
+pub const LOCAL_PARAMETERS: [(&str, &str); 2] = [
+    ("RedisUrl", "redis://127.0.0.1:6379"),
+    // Alert e-mails go to the emulator's SES, where they can be read (README).
+    ("AlertEmails", "oncall@inferloop.example"),
+];
 
 /// Parameters that are the two halves of one key pair (private, public): generated
 /// together, once, as an Ed25519 pair (the token keys).
@@ -184,6 +189,13 @@ mod tests {
             ("RateLimitPerHour".to_owned(), "1000".to_owned()),
             ("AbV2Percent".to_owned(), "50".to_owned()),
             ("PredictionRetentionDays".to_owned(), "90".to_owned()),
+            (
+                "SlackWebhookUrl".to_owned(),
+                "https://hooks.slack.test/T0/B0/x".to_owned(),
+            ),
+            ("AlertEmails".to_owned(), "oncall@example.com".to_owned()),
+            ("EmailMinSeverity".to_owned(), "critical".to_owned()),
+            ("AlertSender".to_owned(), "alerts@example.com".to_owned()),
         ]);
         let secrets = BTreeMap::from([("AuditKeySecret".to_owned(), "a".repeat(96))]);
         Resolver::new(t, values, DEFAULT_REGION).with_secrets(secrets)
@@ -233,6 +245,19 @@ mod tests {
             !audit_logs.contains_key("JWT_SIGNING_KEY_SECRET"),
             "only login signs"
         );
+        let slack = &envs["SlackAlertFunction"];
+        assert!(
+            slack["SLACK_WEBHOOK_SECRET"].contains(":secret:"),
+            "the webhook is read from its secret: {}",
+            slack["SLACK_WEBHOOK_SECRET"]
+        );
+        assert!(
+            envs.values()
+                .flat_map(|env| env.values())
+                .all(|v| !v.contains("hooks.slack.test")),
+            "no function's configuration holds the webhook URL"
+        );
+        assert_eq!(slack["ALERT_EMAILS"], "oncall@example.com");
         union(&envs).unwrap();
     }
 

@@ -6,7 +6,8 @@
 //! become their local development values.
 
 use crate::template::{
-    self, BUCKET, LAMBDA_FUNCTION, Resource, SECRET, SERVERLESS_FUNCTION, TABLE, TOPIC, Template,
+    self, BUCKET, LAMBDA_FUNCTION, QUEUE, Resource, SECRET, SERVERLESS_FUNCTION, TABLE, TOPIC,
+    Template,
 };
 use anyhow::{Context, Result, bail};
 use serde_norway::{Mapping, Value};
@@ -38,6 +39,12 @@ impl<'t> Resolver<'t> {
             secrets: BTreeMap::new(),
             region: region.into(),
         }
+    }
+
+    /// The same resolver with `name` (a parameter) set to `value`.
+    pub fn with_parameter(mut self, name: &str, value: String) -> Self {
+        self.parameters.insert(name.to_owned(), value);
+        self
     }
 
     /// The values that dynamic references to the template's secrets resolve to, by the
@@ -89,6 +96,7 @@ impl<'t> Resolver<'t> {
             TOPIC => Some("TopicName"),
             SERVERLESS_FUNCTION | LAMBDA_FUNCTION => Some("FunctionName"),
             SECRET => Some("Name"),
+            QUEUE => Some("QueueName"),
             _ => None,
         };
         match name_property.and_then(|p| resource.property(p)) {
@@ -280,6 +288,8 @@ impl<'t> Resolver<'t> {
             (BUCKET, "DomainName") => format!("{name}.s3.amazonaws.com"),
             (TOPIC, "TopicArn") => self.arn("sns", &name),
             (TOPIC, "TopicName") => name,
+            (QUEUE, "Arn") => self.arn("sqs", &name),
+            (QUEUE, "QueueName") => name,
             (SERVERLESS_FUNCTION | LAMBDA_FUNCTION, "Arn") => {
                 self.arn("lambda", &format!("function:{name}"))
             }

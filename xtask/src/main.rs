@@ -3,6 +3,7 @@
 
 mod bench;
 mod bootstrap;
+mod bridge;
 mod ci;
 mod create_user;
 mod data;
@@ -41,7 +42,13 @@ enum Task {
     /// Stop the moto that `dev` started.
     Stop,
     /// Every check and test, on a stack of its own that is torn down afterwards.
-    Test,
+    Test {
+        /// Only these tests, without the lint steps: a focused run while working on
+        /// something. Passed to nextest as they are: names to match (`unlock`), or a
+        /// filter expression (`-E 'binary(alerts)'`). CI gives none.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        filters: Vec<String>,
+    },
     /// Run a benchmark (tests/benches/<name>.rs) against a local stack of its own.
     Bench {
         /// login, audit, …
@@ -100,11 +107,11 @@ async fn run(task: Task) -> Result<()> {
             // Only ever a local emulator: without an endpoint this would be real AWS.
             let endpoint = std::env::var("AWS_ENDPOINT_URL")
                 .context("set AWS_ENDPOINT_URL to the emulator, e.g. http://127.0.0.1:5000")?;
-            bootstrap::run(&root, &endpoint, &local_aws::region_from_env()).await
+            bootstrap::run(&root, &endpoint, &local_aws::region_from_env(), &[]).await
         }
         Task::Dev => dev::run(&root).await,
         Task::Stop => services::stop_dev_moto(&root),
-        Task::Test => ci::run(&root).await,
+        Task::Test { filters } => ci::run(&root, &filters).await,
         Task::Bench { name, sections } => bench::run(&root, &name, &sections).await,
         Task::Data => data::run(&root),
         Task::Train {

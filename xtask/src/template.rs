@@ -12,6 +12,8 @@ pub const TOPIC: &str = "AWS::SNS::Topic";
 pub const SERVERLESS_FUNCTION: &str = "AWS::Serverless::Function";
 pub const LAMBDA_FUNCTION: &str = "AWS::Lambda::Function";
 pub const SECRET: &str = "AWS::SecretsManager::Secret";
+pub const QUEUE: &str = "AWS::SQS::Queue";
+pub const EMAIL_IDENTITY: &str = "AWS::SES::EmailIdentity";
 
 pub struct Template {
     root: Mapping,
@@ -22,6 +24,8 @@ pub struct Resource<'t> {
     pub logical_id: &'t str,
     pub kind: &'t str,
     pub properties: &'t Mapping,
+    /// The resource's `Metadata` (a function's build properties: its binary).
+    pub metadata: &'t Mapping,
 }
 
 impl Resource<'_> {
@@ -56,14 +60,15 @@ impl Template {
             resources.iter().filter_map(|(id, body)| {
                 let logical_id = id.as_str()?;
                 let kind = body.get("Type")?.as_str()?;
-                let properties = match body.get("Properties") {
-                    Some(Value::Mapping(p)) => p,
+                let section = |name: &str| match body.get(name) {
+                    Some(Value::Mapping(m)) => m,
                     _ => &EMPTY,
                 };
                 Some(Resource {
                     logical_id,
                     kind,
-                    properties,
+                    properties: section("Properties"),
+                    metadata: section("Metadata"),
                 })
             })
         })

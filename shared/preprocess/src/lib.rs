@@ -116,8 +116,9 @@ pub enum PreprocessError {
     NoInk,
 }
 
-/// `1234567` → `"1,234,567"`: limits read more easily in a message.
-fn thousands(n: u64) -> String {
+/// `1234567` → `"1,234,567"`: limits read more easily in a message (here, and in the
+/// alert messages of `inferloop::notify`, which link this crate anyway).
+pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {

@@ -104,10 +104,11 @@ pub enum Action {
     AlertSent,
     SlackAlert,
     AccountUnlocked,
+    TestEmail,
 }
 
 impl Action {
-    pub const ALL: [Self; 25] = [
+    pub const ALL: [Self; 26] = [
         Self::Login,
         Self::LoginFailed,
         Self::AccountLocked,
@@ -133,6 +134,7 @@ impl Action {
         Self::AlertSent,
         Self::SlackAlert,
         Self::AccountUnlocked,
+        Self::TestEmail,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -162,6 +164,7 @@ impl Action {
             Self::AlertSent => "alert_sent",
             Self::SlackAlert => "slack_alert",
             Self::AccountUnlocked => "account_unlocked",
+            Self::TestEmail => "test_email",
         }
     }
 

@@ -581,10 +581,22 @@ impl<A: Service> Router<A> {
             path = %req.uri().path(),
         );
         let request_id = meta.request_id.clone();
+        let path = req.uri().path().to_owned();
         async move {
             let response = match self.dispatch(app, meta, req).await {
                 Ok(response) => response,
-                Err(err) => error_response(&err, &request_id),
+                Err(err) => {
+                    // A 5xx reaches people (the seeds e-mailed every 500): one critical
+                    // alert per instance and code in five minutes, the rest counted.
+                    if err.is_fault()
+                        && let Some(notifier) = &app.common().notifier
+                    {
+                        notifier
+                            .critical_error(err.code(), &request_id, &path)
+                            .await;
+                    }
+                    error_response(&err, &request_id)
+                }
             };
             tracing::info!(status = response.status().as_u16(), "answered");
             response
