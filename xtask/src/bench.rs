@@ -73,8 +73,17 @@ pub async fn run(root: &Path, name: &str, sections: &[String]) -> Result<()> {
         );
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    // `alerts` waits on moto (Python) in every step it times, so optimising our code
+    // moves none of its figures; the dev profile spares it the release build of the
+    // whole tree (fat LTO: a quarter of an hour here). docs/benchmarks.md says so.
+    let profile: &[&str] = match name {
+        "alerts" => &["--profile", "dev"],
+        _ => &[],
+    };
     let status = Command::new(cargo)
-        .args(["bench", "-p", "integration-tests", "--bench", name, "--"])
+        .args(["bench", "-p", "integration-tests", "--bench", name])
+        .args(profile)
+        .arg("--")
         .args(sections)
         .current_dir(root)
         .envs(&env)
