@@ -57,29 +57,35 @@ const FIXED_BLOCKS: usize = 2;
 /// The webhook payload for `alert`; within every limit [`check_limits`] checks.
 pub fn message(alert: &Alert) -> Value {
     let header = header_text(alert);
+    let whole_title = title_section(alert);
     let fallback = fallback_text(alert);
     let context = context_items(alert);
     let used = text_len(&header)
+        + whole_title.as_deref().map_or(0, text_len)
         + text_len(&fallback)
         + context.iter().map(|item| text_len(item)).sum::<usize>();
     let room = MAX_TOTAL_CHARS.saturating_sub(used);
+    let fixed = FIXED_BLOCKS + usize::from(whole_title.is_some());
 
     // First as if nothing will be cut; only when something is, lay out again leaving room
     // (a block and characters) for the notice that says so.
-    let mut layout = lay_out(&alert.details, room, MAX_BLOCKS - FIXED_BLOCKS);
+    let mut layout = lay_out(&alert.details, room, MAX_BLOCKS - fixed);
     if layout.is_cut() {
         layout = lay_out(
             &alert.details,
             room.saturating_sub(NOTICE_RESERVE),
-            MAX_BLOCKS - FIXED_BLOCKS - 1,
+            MAX_BLOCKS - fixed - 1,
         );
     }
 
-    let mut blocks = Vec::with_capacity(layout.sections.len() + FIXED_BLOCKS + 1);
+    let mut blocks = Vec::with_capacity(layout.sections.len() + fixed + 1);
     blocks.push(json!({
         "type": "header",
         "text": {"type": "plain_text", "text": header, "emoji": true},
     }));
+    if let Some(text) = whole_title {
+        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": text}}));
+    }
     for fields in &layout.sections {
         let fields: Vec<Value> = fields
             .iter()
@@ -249,13 +255,29 @@ fn title_or_placeholder(alert: &Alert) -> String {
     }
 }
 
+/// The whole title, as a section under the header, when the header cannot show it (longer
+/// than a header takes, or on several lines): a manual alert's message (up to 3,000
+/// characters) is read there, not cut at 150.
+fn title_section(alert: &Alert) -> Option<String> {
+    let title = title_or_placeholder(alert);
+    let header_room = MAX_HEADER_CHARS.saturating_sub(text_len(&header_prefix(alert)));
+    if text_len(&title) <= header_room && !title.contains('\n') {
+        return None;
+    }
+    Some(fit(&title, MAX_SECTION_CHARS, true).0)
+}
+
+fn header_prefix(alert: &Alert) -> String {
+    format!("{} — ", severity_badge(alert))
+}
+
 /// Plain text (Slack shows it as written, no escaping), on one line.
 fn header_text(alert: &Alert) -> String {
     let title: String = title_or_placeholder(alert)
         .chars()
         .map(|c| if c.is_whitespace() { ' ' } else { c })
         .collect();
-    let prefix = format!("{} — ", severity_badge(alert));
+    let prefix = header_prefix(alert);
     let (title, _) = fit(
         &title,
         MAX_HEADER_CHARS.saturating_sub(text_len(&prefix)),
@@ -667,6 +689,23 @@ mod tests {
         assert!(text_len(header) <= MAX_HEADER_CHARS);
         assert!(header.ends_with('…'));
         assert!(text_len(message["text"].as_str().unwrap()) <= FALLBACK_CHARS);
+        // The whole title is read under the header, in a section of its own.
+        assert_eq!(blocks(&message)[1]["text"]["text"], alert.title);
+
+        alert.title = "deploy at 14:00\nrollback at 14:30 if <errors> & alarms".into();
+        let lines = super::message(&alert);
+        assert_eq!(
+            blocks(&lines)[1]["text"]["text"],
+            "deploy at 14:00\nrollback at 14:30 if &lt;errors&gt; &amp; alarms",
+            "several lines are kept, escaped as mrkdwn"
+        );
+        alert.title = "short".into();
+        let short = super::message(&alert);
+        assert_eq!(blocks(&short)[1]["type"], "section");
+        assert!(
+            blocks(&short)[1].get("text").is_none(),
+            "a title the header shows whole is not repeated"
+        );
     }
 
     #[test]
