@@ -4,9 +4,10 @@
 //! webhook answering 429 with `Retry-After` 1–5 s first, that every alert is still
 //! delivered and none is posted again before its `Retry-After` ran out.
 //!
-//! In process, release build: the hop from moto's SNS to the function (in AWS, Lambda's
-//! asynchronous invocation; locally, xtask's bridge and watch) is not in these figures;
-//! the SNS event slack-alert gets is built here from what was published.
+//! The first two parts run in process (the SNS event slack-alert gets is built here from
+//! what was published); the third times the whole local path: published on the topic in
+//! moto, delivered by moto's SNS to xtask's bridge, invoked under `cargo lambda watch`,
+//! posted to the bridge's stand-in webhook (which notes each arrival's time).
 
 use futures_util::future::join_all;
 use inferloop::dispatch::{Invocation, SnsNotification};
@@ -18,6 +19,7 @@ use slack_alert::webhook::{RETRIES, Webhook};
 use std::time::{Duration, Instant};
 
 const ALERTS: usize = 200;
+const THROUGH_SNS: usize = 100;
 const THROTTLED: usize = 50;
 
 fn ms(d: Duration) -> f64 {
@@ -79,12 +81,23 @@ async fn app_posting_to(url: String) -> slack_alert::App {
 async fn main() {
     let sdk = inferloop::aws::sdk_config().await;
     let source = unique_username("bench");
-    let notifier = Notifier::new(
-        aws_sdk_sns::Client::new(&sdk),
-        stack_var("ALERTS_TOPIC_ARN"),
-        AlertStore::new(inferloop::aws::dynamodb(&sdk), stack_var("ALERTS_TABLE")),
-        &source,
-    );
+    let sns = aws_sdk_sns::Client::new(&sdk);
+    let store = AlertStore::new(inferloop::aws::dynamodb(&sdk), stack_var("ALERTS_TABLE"));
+    // The in-process parts publish on a topic nobody subscribes to: on the alerts topic
+    // the bridge would deliver each alert too, and whichever delivery claimed it first
+    // would post it (exactly once), leaving the other nothing to time. moto posts to an
+    // HTTP subscriber inside the publish call; SNS in AWS does not, so this is also
+    // the nearer figure for a publish.
+    let quiet_topic = sns
+        .create_topic()
+        .name("inferloop-bench-unsubscribed")
+        .send()
+        .await
+        .expect("a topic")
+        .topic_arn
+        .expect("its ARN");
+    let notifier = Notifier::new(sns.clone(), quiet_topic, store.clone(), &source);
+    let alerts_topic = Notifier::new(sns, stack_var("ALERTS_TOPIC_ARN"), store, &source);
 
     // Publish to post, every webhook answer 200.
     let hook = Standin::start(Vec::new()).await;
@@ -114,7 +127,9 @@ async fn main() {
         deliver.push(arrived - published);
         total.push(arrived - started);
     }
-    println!("alerts, each answered 200 ({ALERTS} alerts, one after another)");
+    println!(
+        "in process, each post answered 200 ({ALERTS} alerts, one after another; a topic without subscribers)"
+    );
     report("publish (table + SNS)", publish);
     report("delivery (claim, post)", deliver);
     report("publish to webhook", total);
@@ -160,4 +175,61 @@ async fn main() {
     println!("delivered {delivered}/{THROTTLED}; posted again before Retry-After: {early}");
     report("wait beyond Retry-After", margins);
     report("delivery with one 429", totals);
+
+    through_sns(&alerts_topic, &source).await;
+}
+
+fn epoch_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// When the bridge's stand-in got the message naming `alert_id` (epoch ms), waiting for it.
+async fn arrival(http: &reqwest::Client, alert_id: &str) -> u64 {
+    let url = stack_var("INFERLOOP_SLACK_STANDIN_URL");
+    let started = Instant::now();
+    loop {
+        let received: Vec<serde_json::Value> = http
+            .get(&url)
+            .send()
+            .await
+            .expect("the stand-in")
+            .json()
+            .await
+            .expect("a list");
+        if let Some(found) = received
+            .iter()
+            .find(|r| r["message"].to_string().contains(alert_id))
+        {
+            return found["received_at_ms"].as_u64().expect("an arrival time");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "{alert_id} never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Publish to the stand-in through SNS, the bridge and watch, one alert at a time.
+async fn through_sns(notifier: &Notifier, source: &str) {
+    let http = reqwest::Client::new();
+    for n in 0..3 {
+        let warm = alert(source, 5000 + n);
+        notifier.publish(&warm).await;
+        arrival(&http, &warm.alert_id).await;
+    }
+    let mut total = Vec::new();
+    for n in 0..THROUGH_SNS {
+        let alert = alert(source, 6000 + n);
+        let started = epoch_ms();
+        assert!(notifier.publish(&alert).await, "published");
+        let arrived = arrival(&http, &alert.alert_id).await;
+        total.push(Duration::from_millis(arrived.saturating_sub(started)));
+    }
+    println!(
+        "\nthrough moto's SNS, the bridge and watch ({THROUGH_SNS} alerts, one after another; ms resolution)"
+    );
+    report("publish to webhook", total);
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 /// Long enough for watch to start slack-alert on its first event (prebuilt).
 const ARRIVAL_LIMIT: Duration = Duration::from_secs(120);
 
-/// What the stand-in webhook received so far.
+/// What the stand-in webhook received so far: `{received_at_ms, message}` each.
 async fn slack_received() -> Vec<Value> {
     let url = stack_var("INFERLOOP_SLACK_STANDIN_URL");
     reqwest::get(&url)

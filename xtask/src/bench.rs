@@ -8,13 +8,18 @@
 //! bench finds its python in `INFERLOOP_BENCH_PYTHON`.
 
 use crate::function_env::{self, DEFAULT_REGION, Env};
+use crate::process::Background;
 use crate::services::{self, REDIS_PORT};
-use crate::{bootstrap, local_aws, models, venv};
+use crate::{bootstrap, bridge, local_aws, models, paths, venv, watch};
 use anyhow::{Context, Result, bail};
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 pub const MOTO_PORT: u16 = 5002;
+/// `alerts` only: the watch and the SNS bridge of the bench's stack.
+const WATCH_PORT: u16 = 9002;
+const BRIDGE_PORT: u16 = 9012;
 
 /// The Python baseline's libraries, exact versions (with what they pull in), so a
 /// ratio measured today and one measured next month compare the same baseline.
@@ -54,7 +59,14 @@ pub async fn run(root: &Path, name: &str, sections: &[String]) -> Result<()> {
     services::ensure_redis()?;
     let _moto = services::start_own_moto(root, &venv, MOTO_PORT, "bench-moto")?;
     let endpoint = services::moto_url(MOTO_PORT);
-    bootstrap::run(root, &endpoint, DEFAULT_REGION, &[]).await?;
+    let webhook = bridge::standin_webhook_url(BRIDGE_PORT);
+    bootstrap::run(
+        root,
+        &endpoint,
+        DEFAULT_REGION,
+        &[("SlackWebhookUrl", webhook)],
+    )
+    .await?;
     models::publish_shipped(root, &endpoint, DEFAULT_REGION).await?;
 
     let mut env: Env = local_aws::env(&endpoint);
@@ -73,6 +85,40 @@ pub async fn run(root: &Path, name: &str, sections: &[String]) -> Result<()> {
         );
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    // `alerts` also times the whole local path: SNS in moto, the bridge, slack-alert
+    // under watch, the stand-in webhook. Declared here, so both stop when this returns.
+    let mut _watch = None;
+    let mut _bridge = None;
+    if name == "alerts" {
+        let mut functions_env = local_aws::env(&endpoint);
+        functions_env.extend(function_env::local_union_env(root, DEFAULT_REGION)?);
+        let api = watch::api_url(WATCH_PORT);
+        let log = paths::state_dir(root).join("bench-watch.log");
+        let _ = std::fs::remove_file(&log);
+        let server = _watch.insert(Background::spawn(
+            "cargo lambda watch",
+            &mut watch::command(
+                root,
+                &venv,
+                (watch::TEST_ADDRESS, WATCH_PORT),
+                &functions_env,
+                &paths::state_dir(root).join("bench-functions.env"),
+            )?,
+            &log,
+            Some(paths::state_dir(root).join("bench-watch.pid")),
+        )?);
+        watch::wait_until_serving(&api, Duration::from_secs(300), || match server.exited() {
+            Some(status) => bail!(
+                "cargo lambda watch exited ({status}); see {}",
+                log.display()
+            ),
+            None => Ok(()),
+        })
+        .await?;
+        _bridge =
+            Some(bridge::wire(root, &endpoint, DEFAULT_REGION, BRIDGE_PORT, api, false).await?);
+        env.extend(bridge::env(BRIDGE_PORT));
+    }
     // `alerts` waits on moto (Python) in every step it times, so optimising our code
     // moves none of its figures; the dev profile spares it the release build of the
     // whole tree (fat LTO: a quarter of an hour here). docs/benchmarks.md says so.

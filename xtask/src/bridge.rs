@@ -17,7 +17,8 @@
 //!   `/slack` stands in for one: it takes what Slack takes (the payload limits of
 //!   `inferloop::notify::slack::check_limits`, answering 400 `invalid_blocks` as Slack
 //!   does), prints a line per message, appends each to `.inferloop/slack-standin.jsonl`,
-//!   and lists what it got at `GET /slack` (what the end-to-end tests read).
+//!   and lists what it got at `GET /slack` as `{received_at_ms, message}` (what the
+//!   end-to-end tests and the alerts bench read; the time is the Unix epoch in ms).
 //!
 //! A few routes over hyper's server, written here: nothing on crates.io stands in for
 //! SNS's HTTP delivery or for Slack's webhook.
@@ -324,11 +325,14 @@ fn slack(state: &State, body: &[u8]) -> Answer {
     {
         let _ = writeln!(file, "{message}");
     }
+    let received_at_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
     state
         .received
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .push(message);
+        .push(json!({"received_at_ms": received_at_ms, "message": message}));
     reply(StatusCode::OK, "ok")
 }
 
