@@ -76,6 +76,9 @@ enum Task {
     /// Publish models/<line>/ to the registry MODELS_TABLE and MODELS_BUCKET name (a
     /// deployed stack), making each line production if it has no production version.
     PublishModels,
+    /// Regenerate shared/src/stats/vectors/drift.json, the NumPy/SciPy values the drift
+    /// statistics are tested against (xtask/stats_vectors.py, in a pinned venv of its own).
+    StatsVectors,
     /// Print a new token key pair for a deployment: JwtSigningKey (secret) and
     /// JwtPublicKey, the two parameters `sam deploy` asks for.
     Keygen,
@@ -121,6 +124,21 @@ async fn run(task: Task) -> Result<()> {
             out,
         } => train::run(&root, &line, seed, version, out),
         Task::PublishModels => models::publish_from_env(&root).await,
+        Task::StatsVectors => {
+            let venv = venv::ensure_pinned(&root, "stats-venv", venv::STATS_PINS)?;
+            let out = root.join("shared/src/stats/vectors/drift.json");
+            let status = std::process::Command::new(venv.bin("python"))
+                .arg(root.join("xtask/stats_vectors.py"))
+                .arg(&out)
+                .status()
+                .context("running xtask/stats_vectors.py")?;
+            anyhow::ensure!(
+                status.success(),
+                "xtask/stats_vectors.py exited with {status}"
+            );
+            println!("wrote {}", out.display());
+            Ok(())
+        }
         Task::Keygen => {
             let (private_key, public_key) =
                 inferloop::auth::token::new_key_pair().map_err(|e| anyhow::anyhow!("{e}"))?;

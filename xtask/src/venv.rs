@@ -14,6 +14,10 @@ pub const PINS: &[&str] = &[
     "cfn-lint==1.58.0",
 ];
 
+/// The drift statistics' reference values (`cargo xtask stats-vectors`): exact versions,
+/// so regenerated vectors change only when the definitions do.
+pub const STATS_PINS: &[&str] = &["numpy==2.4.6", "scipy==1.17.1"];
+
 pub struct Venv {
     dir: PathBuf,
 }

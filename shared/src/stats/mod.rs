@@ -9,7 +9,10 @@
 //! - [`metrics`]: the 10-class confusion matrix and precision / recall / F1 / accuracy.
 //! - [`significance`]: the two-proportion z-test (is v2's accuracy really different?).
 //! - [`trend`]: least-squares lines, forecasts, improving / declining / stable.
+//! - [`drift`]: the per-feature drift statistics (PSI, KS, Wasserstein, chi-square,
+//!   Jensen–Shannon) and the multiple-test corrections, checked against NumPy and SciPy.
 
+pub mod drift;
 pub mod metrics;
 pub mod significance;
 pub mod trend;
