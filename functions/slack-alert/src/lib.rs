@@ -236,7 +236,16 @@ where
         .await
         .map_err(|e| e.to_string())?
     {
-        Claim::Delivered | Claim::Busy => return Ok(()),
+        Claim::Delivered => return Ok(()),
+        // Another delivery holds it. Not done: that holder may die before it sends, so
+        // this invocation fails and Lambda retries it, which then finds the message
+        // delivered, or the claim expired and takes it.
+        Claim::Busy => {
+            return Err(format!(
+                "{}: another delivery is sending it; retried later",
+                channel.as_str()
+            ));
+        }
         Claim::Granted => {}
     }
     match send().await {
@@ -304,11 +313,16 @@ struct SlackAlertRequest {
 
 async fn slack_alert(app: &App, cx: Ctx<'_, Admin>) -> HandlerResult {
     let body: SlackAlertRequest = parse_json(&cx.req, MAX_BODY_BYTES)?;
-    let chars = body.message.chars().count();
+    // Counted as Slack counts a section's text (UTF-16 units, `&` `<` `>` escaped), so
+    // a message this route takes is shown whole.
+    let chars = slack::mrkdwn_len(&body.message);
     if body.message.trim().is_empty() || chars > MAX_MESSAGE_CHARS {
         return Err(ApiError::unprocessable(
             "invalid_field",
-            format!("message must be 1–{MAX_MESSAGE_CHARS} characters, got {chars}"),
+            format!(
+                "message must be 1–{MAX_MESSAGE_CHARS} characters as Slack counts them \
+                 (UTF-16 units; & < > count 5, 4, 4), got {chars}"
+            ),
         ));
     }
     let severity = match body.severity.as_deref() {

@@ -43,28 +43,26 @@ pub struct Webhook {
     url: String,
     http: reqwest::Client,
     policy: Backoff,
-}
-
-fn client(timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .build()
-        .unwrap_or_default()
+    /// Set on each request, so it holds whatever client the builder gave.
+    attempt_timeout: Duration,
 }
 
 impl Webhook {
     pub fn new(url: String, policy: Backoff) -> Self {
         Self {
             url,
-            http: client(ATTEMPT_TIMEOUT),
+            // Building fails only without a TLS backend; the default client then still
+            // gets each attempt's deadline from the request.
+            http: reqwest::Client::builder().build().unwrap_or_default(),
             policy,
+            attempt_timeout: ATTEMPT_TIMEOUT,
         }
     }
 
     /// The same webhook with another deadline per attempt than [`ATTEMPT_TIMEOUT`]
     /// (tests of a webhook that never answers, which cannot wait 5 s an attempt).
     pub fn with_attempt_timeout(mut self, timeout: Duration) -> Self {
-        self.http = client(timeout);
+        self.attempt_timeout = timeout;
         self
     }
 
@@ -73,7 +71,12 @@ impl Webhook {
         let result = self
             .policy
             .run(|attempt| async move {
-                let response = match self.http.post(&self.url).json(payload).send().await {
+                let request = self
+                    .http
+                    .post(&self.url)
+                    .timeout(self.attempt_timeout)
+                    .json(payload);
+                let response = match request.send().await {
                     Ok(response) => response,
                     // Without the URL: reqwest's error text would carry it.
                     Err(err) => {

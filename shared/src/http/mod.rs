@@ -134,12 +134,21 @@ pub fn parse_json<T: DeserializeOwned>(req: &Request, max_bytes: usize) -> Resul
             }
         )));
     }
-    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+    let parsed = serde_json::from_slice(bytes).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => {
             ApiError::unprocessable("invalid_body", format!("the JSON body is not valid: {e}"))
         }
         _ => ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}")),
-    })
+    })?;
+    // serde's derived structs also take a JSON array of their fields in order
+    // (`["deploy done"]` as `{"message": "deploy done"}`): every body here is an object.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::unprocessable(
+            "invalid_body",
+            "the JSON body must be an object",
+        ));
+    }
+    Ok(parsed)
 }
 
 /// The value of one query-string parameter, if given and non-empty.

@@ -10,9 +10,10 @@
 use crate::store::{StoreError, is_conditional_failure, n, s, sdk_error};
 use aws_sdk_dynamodb::Client;
 
-/// How long a claim holds before another delivery may take it over. Longer than one
-/// delivery's whole retry budget, so a slow but live sender is never doubled.
-pub const LEASE_SECS: u64 = 120;
+/// How long a claim holds before another delivery may take it over: just over
+/// slack-alert's timeout (30 s), so no live sender outlasts it (never doubled), and a
+/// dead one's claim is free again before Lambda's first retry (about a minute later).
+pub const LEASE_SECS: u64 = 45;
 /// Delivered records are kept this long (by TTL): past SNS's and Lambda's retry horizon.
 pub const KEEP_SECS: u64 = 7 * 86_400;
 
@@ -104,13 +105,16 @@ impl DeliveryStore {
             .update_item()
             .table_name(&self.table)
             .key("delivery", s(key))
+            // A record written without a claim (a manual alert's) gets its expiry here.
             .update_expression(
-                "SET #st = :done, delivered_at = :now, detail = :detail REMOVE lease_until",
+                "SET #st = :done, delivered_at = :now, detail = :detail, \
+                 expires_at = if_not_exists(expires_at, :expires) REMOVE lease_until",
             )
             .expression_attribute_names("#st", "status")
             .expression_attribute_values(":done", s("delivered"))
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":detail", s(detail))
+            .expression_attribute_values(":expires", n(now + KEEP_SECS))
             .send()
             .await
             .map(|_| ())

@@ -153,6 +153,13 @@ pub fn text_len(text: &str) -> usize {
     text.encode_utf16().count()
 }
 
+/// How long `text` is as a mrkdwn section's text once escaped, as Slack counts it: what
+/// a manual alert's message is held to, so that the section under the header shows it
+/// whole.
+pub fn mrkdwn_len(text: &str) -> usize {
+    clean(text).chars().map(escaped_len).sum()
+}
+
 fn push_escaped(out: &mut String, c: char) {
     match c {
         '&' => out.push_str("&amp;"),
