@@ -76,8 +76,8 @@ enum Task {
     /// Publish models/<line>/ to the registry MODELS_TABLE and MODELS_BUCKET name (a
     /// deployed stack), making each line production if it has no production version.
     PublishModels,
-    /// Regenerate shared/src/stats/vectors/drift.json, the NumPy/SciPy values the drift
-    /// statistics are tested against (xtask/stats_vectors.py, in a pinned venv of its own).
+    /// Regenerate shared/src/stats/vectors/*.json, the NumPy/SciPy/scikit-learn values the
+    /// statistics are tested against (xtask/stats_vectors*.py, in a pinned venv of its own).
     StatsVectors,
     /// Print a new token key pair for a deployment: JwtSigningKey (secret) and
     /// JwtPublicKey, the two parameters `sam deploy` asks for.
@@ -126,17 +126,20 @@ async fn run(task: Task) -> Result<()> {
         Task::PublishModels => models::publish_from_env(&root).await,
         Task::StatsVectors => {
             let venv = venv::ensure_pinned(&root, "stats-venv", venv::STATS_PINS)?;
-            let out = root.join("shared/src/stats/vectors/drift.json");
-            let status = std::process::Command::new(venv.bin("python"))
-                .arg(root.join("xtask/stats_vectors.py"))
-                .arg(&out)
-                .status()
-                .context("running xtask/stats_vectors.py")?;
-            anyhow::ensure!(
-                status.success(),
-                "xtask/stats_vectors.py exited with {status}"
-            );
-            println!("wrote {}", out.display());
+            // Each script writes the vectors of one module of shared/src/stats.
+            for (script, vectors) in [
+                ("stats_vectors.py", "drift.json"),
+                ("stats_vectors_calibration.py", "calibration.json"),
+            ] {
+                let out = root.join("shared/src/stats/vectors").join(vectors);
+                let status = std::process::Command::new(venv.bin("python"))
+                    .arg(root.join("xtask").join(script))
+                    .arg(&out)
+                    .status()
+                    .with_context(|| format!("running xtask/{script}"))?;
+                anyhow::ensure!(status.success(), "xtask/{script} exited with {status}");
+                println!("wrote {}", out.display());
+            }
             Ok(())
         }
         Task::Keygen => {

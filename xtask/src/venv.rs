@@ -16,7 +16,7 @@ pub const PINS: &[&str] = &[
 
 /// The drift statistics' reference values (`cargo xtask stats-vectors`): exact versions,
 /// so regenerated vectors change only when the definitions do.
-pub const STATS_PINS: &[&str] = &["numpy==2.4.6", "scipy==1.17.1"];
+pub const STATS_PINS: &[&str] = &["numpy==2.4.6", "scipy==1.17.1", "scikit-learn==1.9.1"];
 
 pub struct Venv {
     dir: PathBuf,

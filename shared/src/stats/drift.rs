@@ -221,18 +221,11 @@ pub fn benjamini_hochberg(p_values: &[f64]) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stats::testing::floats;
     use serde_json::Value;
 
     fn vectors() -> Value {
         serde_json::from_str(include_str!("vectors/drift.json")).expect("the vectors parse")
-    }
-
-    fn floats(v: &Value) -> Vec<f64> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_f64().unwrap())
-            .collect()
     }
 
     fn ints(v: &Value) -> Vec<i64> {

@@ -2,7 +2,8 @@
 //!
 //! Conventions follow scikit-learn's `precision_recall_fscore_support` with
 //! `zero_division=0`, so numbers here can be checked against the seeds' Python
-//! reports: a ratio whose denominator is 0 is 0, never NaN.
+//! reports: a ratio whose denominator is 0 is 0, never NaN. Checked against scikit-learn
+//! 1.9.1 in `vectors/drift.json` (`cargo xtask stats-vectors`).
 
 use std::ops::AddAssign;
 
@@ -218,6 +219,33 @@ impl SplitMetrics {
     }
 }
 
+/// Mean cross-entropy of the true digits under the predicted probabilities, as
+/// scikit-learn 1.9.1's `log_loss(y, p, labels=range(10))`: each probability clipped to
+/// [ε, 1 − ε] (ε = `f64::EPSILON`, NumPy's `finfo(float64).eps`) and rows taken as given,
+/// not renormalised (scikit-learn only warns when a row does not sum to 1).
+///
+/// `None` where scikit-learn raises, or the answer would not be a number: no samples,
+/// lengths that differ, a label above 9, a probability outside [0, 1] or not finite.
+pub fn log_loss(true_labels: &[u8], probabilities: &[[f64; CLASSES]]) -> Option<f64> {
+    if true_labels.is_empty() || true_labels.len() != probabilities.len() {
+        return None;
+    }
+    if probabilities
+        .iter()
+        .flatten()
+        .any(|p| !(0.0..=1.0).contains(p))
+    {
+        return None;
+    }
+    let mut total = 0.0;
+    for (&label, row) in true_labels.iter().zip(probabilities) {
+        // Only the true class's term is non-zero (x·log y with x = 0 is 0).
+        let p = row.get(usize::from(label))?;
+        total -= p.clamp(f64::EPSILON, 1.0 - f64::EPSILON).ln();
+    }
+    Some(total / true_labels.len() as f64)
+}
+
 /// `num / den` as f64, 0 when `den` is 0 (scikit-learn's `zero_division=0`).
 fn ratio(num: u64, den: u64) -> f64 {
     ratio_f64(num as f64, den as f64)
@@ -364,6 +392,144 @@ mod tests {
         ] {
             assert!(value.is_finite() && (0.0..=1.0).contains(&value), "{value}");
         }
+    }
+
+    mod sklearn_vectors {
+        use super::super::*;
+        use crate::stats::testing::floats;
+        use serde_json::Value;
+
+        fn cases() -> Vec<Value> {
+            let v: Value = serde_json::from_str(include_str!("vectors/drift.json"))
+                .expect("the vectors parse");
+            v["classification"].as_array().unwrap().clone()
+        }
+
+        fn labels(v: &Value) -> Vec<u8> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| u8::try_from(x.as_u64().unwrap()).unwrap())
+                .collect()
+        }
+
+        fn close(name: &str, what: &str, ours: f64, theirs: &Value) {
+            let theirs = theirs.as_f64().unwrap();
+            assert!(
+                (ours - theirs).abs() <= 1e-9,
+                "{name}: {what} {ours} against scikit-learn's {theirs}"
+            );
+        }
+
+        #[test]
+        fn metrics_match_sklearn() {
+            for case in cases() {
+                let name = case["name"].as_str().unwrap();
+                let (truth, predicted) = (labels(&case["true"]), labels(&case["predicted"]));
+                let c = Confusion::from_pairs(truth.iter().copied().zip(predicted));
+                for (t, row) in case["confusion_matrix"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .enumerate()
+                {
+                    for (p, count) in row.as_array().unwrap().iter().enumerate() {
+                        assert_eq!(c.count(t, p), count.as_u64().unwrap(), "{name}: [{t}][{p}]");
+                    }
+                }
+                close(name, "accuracy", c.accuracy(), &case["accuracy"]);
+                let per_class = &case["per_class"];
+                let supports = per_class["support"].as_array().unwrap();
+                for (k, m) in c.per_class().iter().enumerate() {
+                    close(name, "precision", m.precision, &per_class["precision"][k]);
+                    close(name, "recall", m.recall, &per_class["recall"][k]);
+                    close(name, "f1", m.f1, &per_class["f1"][k]);
+                    assert_eq!(m.support, supports[k].as_u64().unwrap(), "{name}: {k}");
+                }
+                close(
+                    name,
+                    "macro precision",
+                    c.macro_precision(),
+                    &case["macro"]["precision"],
+                );
+                close(
+                    name,
+                    "macro recall",
+                    c.macro_recall(),
+                    &case["macro"]["recall"],
+                );
+                close(name, "macro f1", c.macro_f1(), &case["macro"]["f1"]);
+                close(
+                    name,
+                    "weighted f1",
+                    c.weighted_f1(),
+                    &case["weighted"]["f1"],
+                );
+                // Weighted precision and recall have no method of their own: the same
+                // support weights over the per-class values.
+                let total = c.total() as f64;
+                let weighted = |metric: fn(&ClassMetrics) -> f64| {
+                    c.per_class()
+                        .iter()
+                        .map(|m| metric(m) * m.support as f64)
+                        .sum::<f64>()
+                        / total
+                };
+                let precision = weighted(|m| m.precision);
+                close(
+                    name,
+                    "weighted precision",
+                    precision,
+                    &case["weighted"]["precision"],
+                );
+                let recall = weighted(|m| m.recall);
+                close(name, "weighted recall", recall, &case["weighted"]["recall"]);
+            }
+        }
+
+        #[test]
+        fn log_loss_matches_sklearn() {
+            let mut checked = 0;
+            for case in cases() {
+                let Some(theirs) = case.get("log_loss") else {
+                    continue;
+                };
+                let name = case["name"].as_str().unwrap();
+                let rows: Vec<[f64; CLASSES]> = case["probabilities"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|row| floats(row).try_into().unwrap())
+                    .collect();
+                close(
+                    name,
+                    "log loss",
+                    log_loss(&labels(&case["true"]), &rows).unwrap(),
+                    theirs,
+                );
+                checked += 1;
+            }
+            assert!(checked >= 3, "{checked} log-loss cases");
+        }
+    }
+
+    #[test]
+    fn log_loss_clips_and_rejects_odd_input() {
+        let mut sure = [0.0; CLASSES];
+        sure[4] = 1.0;
+        // Clipped at ε: a certain right answer costs −ln(1 − ε), a certain wrong one −ln ε.
+        assert_eq!(log_loss(&[4], &[sure]), Some(-(1.0 - f64::EPSILON).ln()));
+        assert_eq!(log_loss(&[5], &[sure]), Some(-f64::EPSILON.ln()));
+        assert_eq!(log_loss(&[], &[]), None);
+        assert_eq!(log_loss(&[4, 4], &[sure]), None);
+        assert_eq!(log_loss(&[10], &[sure]), None);
+        let mut odd = sure;
+        odd[0] = f64::NAN;
+        assert_eq!(log_loss(&[4], &[odd]), None);
+        odd[0] = f64::INFINITY;
+        assert_eq!(log_loss(&[4], &[odd]), None);
+        odd[0] = -0.1;
+        assert_eq!(log_loss(&[4], &[odd]), None);
     }
 
     #[test]

@@ -6,17 +6,27 @@
 //! scikit-learn's `zero_division=0`, and a test statistic that is undefined is `None`,
 //! so a handler can serialise every result straight into a JSON body.
 //!
-//! - [`metrics`]: the 10-class confusion matrix and precision / recall / F1 / accuracy.
+//! - [`metrics`]: the 10-class confusion matrix, precision / recall / F1 / accuracy and the
+//!   log loss, checked against scikit-learn.
 //! - [`significance`]: the two-proportion z-test (is v2's accuracy really different?).
 //! - [`trend`]: least-squares lines, forecasts, improving / declining / stable.
 //! - [`drift`]: the per-feature drift statistics (PSI, KS, Wasserstein, chi-square,
 //!   Jensen–Shannon) and the multiple-test corrections, checked against NumPy and SciPy.
+//! - [`ks`]: the two-sample Kolmogorov–Smirnov test with SciPy's p-value (exact or
+//!   asymptotic, as `scipy.stats.ks_2samp` chooses).
+//! - [`calibration`]: the label-free accuracy estimate (isotonic calibration of the top
+//!   probability, expected accuracy with an interval), checked against scikit-learn.
 
+pub mod calibration;
 pub mod drift;
+pub mod ks;
 pub mod metrics;
 pub mod significance;
+#[cfg(test)]
+mod testing;
 pub mod trend;
 
+pub use ks::{KsMethod, KsTest, ks_2samp};
 pub use metrics::{ClassMetrics, Confusion, SplitMetrics};
 pub use significance::{ZTest, two_proportion_z_test};
 pub use trend::{
