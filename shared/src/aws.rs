@@ -29,7 +29,7 @@ pub fn dynamodb(config: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
 
 /// S3 with path-style addressing when `S3_FORCE_PATH_STYLE=true`: a local emulator on
 /// 127.0.0.1 has no per-bucket host names. Real S3 uses virtual-hosted addressing.
-#[cfg(feature = "model")]
+#[cfg(feature = "s3")]
 pub fn s3(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
     let path_style =
         std::env::var("S3_FORCE_PATH_STYLE").is_ok_and(|v| v.eq_ignore_ascii_case("true"));

@@ -9,6 +9,8 @@ pub mod coalesce;
 pub mod config;
 pub mod dispatch;
 pub mod domain;
+#[cfg(feature = "stats")]
+pub mod drift;
 pub mod error;
 pub mod http;
 #[cfg(feature = "model")]

@@ -95,6 +95,7 @@ pub enum Action {
     DriftCheck,
     DriftConfigChanged,
     DriftReferenceSet,
+    DriftViewed,
     RetrainRequested,
     RetrainStarted,
     RetrainFinished,
@@ -108,7 +109,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Self; 26] = [
+    pub const ALL: [Self; 27] = [
         Self::Login,
         Self::LoginFailed,
         Self::AccountLocked,
@@ -125,6 +126,7 @@ impl Action {
         Self::DriftCheck,
         Self::DriftConfigChanged,
         Self::DriftReferenceSet,
+        Self::DriftViewed,
         Self::RetrainRequested,
         Self::RetrainStarted,
         Self::RetrainFinished,
@@ -155,6 +157,7 @@ impl Action {
             Self::DriftCheck => "drift_check",
             Self::DriftConfigChanged => "drift_config_changed",
             Self::DriftReferenceSet => "drift_reference_set",
+            Self::DriftViewed => "drift_viewed",
             Self::RetrainRequested => "retrain_requested",
             Self::RetrainStarted => "retrain_started",
             Self::RetrainFinished => "retrain_finished",

@@ -76,6 +76,8 @@ fn check_shipped(line: Line) {
     assert_eq!(reference.samples, dataset::TEST_SAMPLES);
     assert_eq!(reference.predicted_digit, measured.predicted_digit);
     assert_eq!(reference.input_mean.len(), dataset::TEST_SAMPLES);
+    // The true labels calibrate drift's label-free estimate.
+    assert_eq!(reference.true_label, measured.true_label);
 }
 
 #[test]

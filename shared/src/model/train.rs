@@ -361,10 +361,14 @@ pub struct Reference {
     /// Entropy of the probabilities, nats.
     pub entropy: Vec<f32>,
     pub predicted_digit: Vec<u8>,
+    /// The images' true labels, in the same order: what calibrates drift's label-free
+    /// accuracy estimate (absent from references written before it was kept).
+    #[serde(default)]
+    pub true_label: Vec<u8>,
 }
 
 impl Reference {
-    fn push(&mut self, f: &InputFeatures, p: &Prediction) {
+    fn push(&mut self, f: &InputFeatures, p: &Prediction, true_label: u8) {
         self.raw_width.push(f.raw_width);
         self.raw_height.push(f.raw_height);
         self.mean_brightness.push(f.mean_brightness);
@@ -375,6 +379,7 @@ impl Reference {
         self.top_probability.push(p.probability);
         self.entropy.push(entropy(&p.probabilities));
         self.predicted_digit.push(p.digit);
+        self.true_label.push(true_label);
         self.samples += 1;
     }
 }
@@ -396,7 +401,7 @@ pub fn evaluate(
             continue;
         };
         let prediction = model.predict(&pre.input)?;
-        reference.push(&pre.features, &prediction);
+        reference.push(&pre.features, &prediction, dataset.label(index));
         pairs.push((dataset.label(index), prediction.digit));
     }
     // Misses (u8::MAX) are not in the matrix, but count against accuracy.

@@ -1,7 +1,9 @@
 //! One module per DynamoDB table: typed items, queries and conditional writes.
 
 pub mod aggregates;
+pub mod config_docs;
 pub mod cursor;
+pub mod drift_runs;
 pub mod feedback;
 pub mod guards;
 pub mod models;

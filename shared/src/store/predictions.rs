@@ -27,21 +27,45 @@ pub struct DriftFeatures {
 }
 
 impl DriftFeatures {
+    /// The names of [`DriftFeatures::numeric`], in its order.
+    pub const NUMERIC_NAMES: [&'static str; 9] = [
+        "raw_width",
+        "raw_height",
+        "mean_brightness",
+        "ink_aspect_ratio",
+        "ink_box_share",
+        "input_mean",
+        "input_ink_ratio",
+        "top_probability",
+        "entropy",
+    ];
+
     /// The numeric features by name, in a fixed order (the categorical digit is apart).
     pub fn numeric(&self) -> [(&'static str, f64); 9] {
         let i = &self.input;
-        [
-            ("raw_width", f64::from(i.raw_width)),
-            ("raw_height", f64::from(i.raw_height)),
-            ("mean_brightness", f64::from(i.mean_brightness)),
-            ("ink_aspect_ratio", f64::from(i.ink_aspect_ratio)),
-            ("ink_box_share", f64::from(i.ink_box_share)),
-            ("input_mean", f64::from(i.input_mean)),
-            ("input_ink_ratio", f64::from(i.input_ink_ratio)),
-            ("top_probability", f64::from(self.top_probability)),
-            ("entropy", f64::from(self.entropy)),
-        ]
+        let values = [
+            f64::from(i.raw_width),
+            f64::from(i.raw_height),
+            f64::from(i.mean_brightness),
+            f64::from(i.ink_aspect_ratio),
+            f64::from(i.ink_box_share),
+            f64::from(i.input_mean),
+            f64::from(i.input_ink_ratio),
+            f64::from(self.top_probability),
+            f64::from(self.entropy),
+        ];
+        std::array::from_fn(|k| (Self::NUMERIC_NAMES[k], values[k]))
     }
+}
+
+/// One prediction of a drift window, as the `by_hour` index holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowRecord {
+    pub prediction_id: String,
+    pub created_at: String,
+    pub model_version: String,
+    pub line: String,
+    pub features: DriftFeatures,
 }
 
 /// One stored prediction.
@@ -147,6 +171,87 @@ impl PredictionStore {
             .map_err(sdk_error)?;
         out.item().map(from_item).transpose()
     }
+
+    /// The predictions of `model_name`'s `model_version` made in the hour buckets
+    /// `hours` (`2026-11-23T14`, …) between `from` and `to` (RFC 3339 keys, inclusive),
+    /// oldest first, through the `by_hour` index: one paginated Query per hour. A
+    /// damaged item is skipped and logged, not the whole window's failure.
+    pub async fn window(
+        &self,
+        model_name: &str,
+        model_version: &str,
+        hours: &[String],
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<WindowRecord>, StoreError> {
+        let mut records = Vec::new();
+        for hour in hours {
+            let mut start = None;
+            loop {
+                let out = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(BY_HOUR_INDEX)
+                    .key_condition_expression("#h = :h AND created_at BETWEEN :from AND :to")
+                    .filter_expression("model_name = :m AND model_version = :v")
+                    .expression_attribute_names("#h", "hour")
+                    .expression_attribute_values(":h", s(hour))
+                    .expression_attribute_values(":from", s(from))
+                    .expression_attribute_values(":to", s(to))
+                    .expression_attribute_values(":m", s(model_name))
+                    .expression_attribute_values(":v", s(model_version))
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(sdk_error)?;
+                for item in out.items() {
+                    match window_record(item) {
+                        Ok(record) => records.push(record),
+                        Err(err) => {
+                            tracing::warn!(error = %err, "a prediction the drift window cannot read")
+                        }
+                    }
+                }
+                start = out.last_evaluated_key().cloned();
+                if start.is_none() {
+                    break;
+                }
+            }
+        }
+        Ok(records)
+    }
+}
+
+fn window_record(item: &Item) -> Result<WindowRecord, StoreError> {
+    Ok(WindowRecord {
+        prediction_id: get_s(item, "prediction_id")?.to_owned(),
+        created_at: get_s(item, "created_at")?.to_owned(),
+        model_version: get_s(item, "model_version")?.to_owned(),
+        line: get_s(item, "line")?.to_owned(),
+        features: features_of(item)?,
+    })
+}
+
+/// The hour buckets (`2026-11-23T14`) from `from`'s to `to`'s, oldest first; at most
+/// `max` (the newest are dropped beyond it).
+pub fn hours_between(
+    from: time::OffsetDateTime,
+    to: time::OffsetDateTime,
+    max: usize,
+) -> Vec<String> {
+    let utc = |t: time::OffsetDateTime| t.to_offset(time::UtcOffset::UTC);
+    let (from, to) = (utc(from), utc(to));
+    let Ok(mut at) = from.replace_minute(0).and_then(|t| t.replace_second(0)) else {
+        return Vec::new();
+    };
+    at = at.replace_nanosecond(0).unwrap_or(at);
+    let mut hours = Vec::new();
+    while at <= to && hours.len() < max {
+        hours.push(hour_bucket(&crate::time::format_timestamp(at)).to_owned());
+        at += time::Duration::hours(1);
+    }
+    hours
 }
 
 fn f(value: f32) -> AttributeValue {
@@ -232,12 +337,12 @@ fn finite(item: &Item, name: &str) -> Result<f32, StoreError> {
     }
 }
 
-fn from_item(item: &Item) -> Result<PredictionRecord, StoreError> {
+fn features_of(item: &Item) -> Result<DriftFeatures, StoreError> {
     let features = item
         .get("features")
         .and_then(|v| v.as_m().ok())
         .ok_or_else(|| StoreError::Corrupt("features missing".into()))?;
-    let features = DriftFeatures {
+    Ok(DriftFeatures {
         input: InputFeatures {
             raw_width: number(features, "raw_width")?,
             raw_height: number(features, "raw_height")?,
@@ -250,7 +355,11 @@ fn from_item(item: &Item) -> Result<PredictionRecord, StoreError> {
         top_probability: finite(features, "top_probability")?,
         entropy: finite(features, "entropy")?,
         predicted_digit: number(features, "predicted_digit")?,
-    };
+    })
+}
+
+fn from_item(item: &Item) -> Result<PredictionRecord, StoreError> {
+    let features = features_of(item)?;
     let probabilities: Vec<f32> = item
         .get("probabilities")
         .and_then(|v| v.as_l().ok())
@@ -362,6 +471,38 @@ mod tests {
         assert_eq!(json.as_object().unwrap().len(), 10);
         let back: DriftFeatures = serde_json::from_value(json).unwrap();
         assert_eq!(back, record().features);
+    }
+
+    #[test]
+    fn hour_buckets_cover_a_window() {
+        let at = |t: &str| {
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).unwrap()
+        };
+        let hours = hours_between(at("2026-11-23T22:30:00Z"), at("2026-11-24T01:05:00Z"), 100);
+        assert_eq!(
+            hours,
+            [
+                "2026-11-23T22",
+                "2026-11-23T23",
+                "2026-11-24T00",
+                "2026-11-24T01"
+            ]
+        );
+        assert_eq!(
+            hours_between(at("2026-11-23T22:30:00Z"), at("2026-11-23T22:31:00Z"), 9).len(),
+            1
+        );
+        assert_eq!(
+            hours_between(at("2026-11-23T22:30:00Z"), at("2026-11-23T21:00:00Z"), 9).len(),
+            0
+        );
+        assert_eq!(
+            hours_between(at("2026-11-01T00:00:00Z"), at("2026-11-30T00:00:00Z"), 24).len(),
+            24
+        );
+        let item = to_item(&record());
+        let window = window_record(&item).unwrap();
+        assert_eq!(window.features, record().features);
     }
 
     #[test]
