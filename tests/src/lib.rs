@@ -5,6 +5,7 @@
 //! `cargo lambda watch` for the end-to-end test). Without it they fail, loudly, saying so.
 
 pub mod standin;
+pub mod traffic;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use inferloop::domain::{Password, Role, Username};
@@ -293,6 +294,16 @@ pub async fn feedback_app() -> feedback::App {
     feedback::App::from_env()
         .await
         .expect("the feedback function starts with the stack's environment")
+}
+
+/// The drift function's state as its cold start builds it, for `model_name` (a model of
+/// the test's own, so its runs, references and alerts are its own).
+pub async fn drift_app(model_name: &str) -> drift::App {
+    stack_var("DRIFT_RUNS_TABLE");
+    drift::App::from_env()
+        .await
+        .expect("the drift function starts with the stack's environment")
+        .with_model_name(model_name)
 }
 
 /// The trends function's state, built exactly as its cold start builds it.

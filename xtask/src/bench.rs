@@ -56,6 +56,11 @@ pub async fn run(root: &Path, name: &str, sections: &[String]) -> Result<()> {
         "predict" => Some(venv::ensure_pinned(root, "bench-venv", BENCH_PINS)?.bin("python")),
         _ => None,
     };
+    // drift times ks_2samp against SciPy's, in the stats venv's pinned SciPy.
+    let stats_python = match name {
+        "drift" => Some(venv::ensure_pinned(root, "stats-venv", venv::STATS_PINS)?.bin("python")),
+        _ => None,
+    };
     services::ensure_redis()?;
     let _moto = services::start_own_moto(root, &venv, MOTO_PORT, "bench-moto")?;
     let endpoint = services::moto_url(MOTO_PORT);
@@ -81,6 +86,12 @@ pub async fn run(root: &Path, name: &str, sections: &[String]) -> Result<()> {
     if let Some(python) = bench_python {
         env.insert(
             "INFERLOOP_BENCH_PYTHON".into(),
+            python.to_string_lossy().into_owned(),
+        );
+    }
+    if let Some(python) = stats_python {
+        env.insert(
+            "INFERLOOP_STATS_PYTHON".into(),
             python.to_string_lossy().into_owned(),
         );
     }
@@ -122,8 +133,11 @@ pub async fn run(root: &Path, name: &str, sections: &[String]) -> Result<()> {
     // `alerts` waits on moto (Python) in every step it times, so optimising our code
     // moves none of its figures; the dev profile spares it the release build of the
     // whole tree (fat LTO: a quarter of an hour here). docs/benchmarks.md says so.
+    // drift measures our own code (statistics, preprocessing), so it is optimised, but
+    // in the `measure` profile: release without fat LTO (Cargo.toml says why).
     let profile: &[&str] = match name {
         "alerts" => &["--profile", "dev"],
+        "drift" => &["--profile", "measure"],
         _ => &[],
     };
     let status = Command::new(cargo)
