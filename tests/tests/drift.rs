@@ -77,6 +77,27 @@ async fn setup(settings: Value) -> Setup {
     }
 }
 
+/// Every Alerts item of `fingerprint` (its index), as stored.
+async fn alerts_with(
+    fingerprint: &str,
+) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    integration_tests::dynamodb()
+        .await
+        .query()
+        .table_name(stack_var("ALERTS_TABLE"))
+        .index_name("by_fingerprint")
+        .key_condition_expression("fingerprint = :f")
+        .expression_attribute_values(
+            ":f",
+            aws_sdk_dynamodb::types::AttributeValue::S(fingerprint.to_owned()),
+        )
+        .send()
+        .await
+        .expect("query the alerts of a fingerprint")
+        .items
+        .unwrap_or_default()
+}
+
 async fn admin() -> String {
     token_for(&unique_username("drift-admin"), Role::Admin).await
 }
@@ -207,6 +228,8 @@ async fn a_shifted_window_drifts_alerts_once_and_resolves_when_traffic_is_back()
     // The schedule retried at the same time: the same run, no second alert.
     let again = s.check(1).await;
     assert_eq!(again["run_id"], shifted["run_id"]);
+    let fingerprint = format!("drift:{}:v1:{}", s.model, s.version);
+    assert_eq!(alerts_with(&fingerprint).await.len(), 1);
 
     s.traffic(2, &traffic::digit_shift(&windows, 200, 1, 0.4, 4))
         .await;
@@ -225,6 +248,8 @@ async fn a_shifted_window_drifts_alerts_once_and_resolves_when_traffic_is_back()
     assert_eq!(back["alert"]["alert_id"], alert_id.as_str());
     let resolved = alerts.get(&alert_id).await.unwrap().unwrap();
     assert_eq!(resolved.state, inferloop::notify::State::Resolved);
+    // One alert for the whole episode, fired and resolved.
+    assert_eq!(alerts_with(&fingerprint).await.len(), 1);
 
     // History and alerts list the runs, newest first.
     let (status, history) = call(&s.app, "GET", "/drift/history?days=3", None).await;
@@ -245,6 +270,34 @@ async fn a_shifted_window_drifts_alerts_once_and_resolves_when_traffic_is_back()
             .iter()
             .any(|a| a["run_id"] == shifted["run_id"])
     );
+}
+
+#[tokio::test]
+async fn a_drift_that_goes_on_is_reminded_as_the_same_alert_after_the_repeat_hours() {
+    let s = setup(json!({"alert_repeat_hours": 1})).await;
+    let references = traffic::half(true);
+    let windows = traffic::half(false);
+    s.traffic(0, &traffic::draw(&references, 200, 10)).await;
+    s.check(0).await;
+    s.traffic(1, &traffic::digit_shift(&windows, 200, 1, 0.6, 11))
+        .await;
+    let first = s.check(1).await;
+    assert_eq!(first["alert"]["action"], "fired", "{first}");
+    s.traffic(2, &traffic::digit_shift(&windows, 200, 1, 0.6, 12))
+        .await;
+    let second = s.check(2).await;
+    assert_eq!(second["alert"]["action"], "repeated", "{second}");
+    assert_eq!(second["alert"]["alert_id"], first["alert"]["alert_id"]);
+    let id = first["alert"]["alert_id"].as_str().unwrap();
+    let alerts = AlertStore::new(
+        integration_tests::dynamodb().await,
+        stack_var("ALERTS_TABLE"),
+    );
+    let stored = alerts.get(id).await.unwrap().expect("the alert");
+    assert_eq!(stored.repeat, 1);
+    assert_eq!(stored.delivery_state(), "firing-repeat-1");
+    let fingerprint = format!("drift:{}:v1:{}", s.model, s.version);
+    assert_eq!(alerts_with(&fingerprint).await.len(), 1);
 }
 
 #[tokio::test]
@@ -483,7 +536,13 @@ async fn every_bad_input_is_a_4xx_in_the_error_shape() {
             "POST",
             "/drift/data-drift",
             Some(r#"{"current_data": [{"a": 1e400}]}"#.to_owned()),
-            400,
+            422,
+        ),
+        (
+            "POST",
+            "/drift/data-drift",
+            Some(r#"{"current_data": [{"a": 1}], "feature_columns": ["b"]}"#.to_owned()),
+            422,
         ),
         (
             "POST",

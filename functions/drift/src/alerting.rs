@@ -1,6 +1,8 @@
 //! Drift alerts of a line (DESIGN.md §6a): fire once per ongoing drift (fingerprint
-//! `drift:<model>:<line>:<version>`), repeat no sooner than `alert_repeat_hours`, resolve
-//! when the line is back to no drift. The state lives in Config
+//! `drift:<model>:<line>:<version>`), remind no sooner than `alert_repeat_hours` (the
+//! same alert, its `repeat` counted, so it stays one alert with one resolution), resolve
+//! when the line is back to no drift. A line that drifts again under a new version first
+//! resolves the old version's alert, so no alert is left firing with nothing to end it. The state lives in Config
 //! (`drift-state#<model>#<line>`), written conditionally on its revision, so two
 //! overlapping checks cannot both fire.
 
@@ -20,6 +22,9 @@ pub struct AlertState {
     pub fingerprint: Option<String>,
     /// When the current alert was last sent (RFC 3339).
     pub sent_at: Option<String>,
+    /// Reminders sent of the current alert.
+    #[serde(default)]
+    pub repeats: u32,
 }
 
 /// What a check did about alerts.
@@ -154,15 +159,42 @@ pub async fn apply(
         .and_then(|d| serde_json::from_value(d.doc).ok())
         .unwrap_or_default();
     let action = decide(&state, check, repeat_hours, now);
+    let sent_at = Some(format_timestamp(now));
+    // A drift under another version ends the old version's alert first.
+    let superseded = match (action, &state.alert_id, &state.fingerprint) {
+        (Action::Fired, Some(id), Some(print)) if state.drifting => {
+            let mut old = alert_of(check, run_id, Some(id), State::Resolved);
+            old.fingerprint = print.clone();
+            old.title = format!(
+                "Drift alert on {} {} ended: the line now serves {}",
+                check.model_name, check.line, check.version
+            );
+            Some(old)
+        }
+        _ => None,
+    };
     let (alert, next) = match action {
         Action::None | Action::Suppressed => return (action, state.alert_id),
-        Action::Fired | Action::Repeated => {
+        Action::Fired => {
             let alert = alert_of(check, run_id, None, State::Firing);
             let next = AlertState {
                 drifting: true,
                 alert_id: Some(alert.alert_id.clone()),
                 fingerprint: Some(alert.fingerprint.clone()),
-                sent_at: Some(format_timestamp(now)),
+                sent_at,
+                repeats: 0,
+            };
+            (alert, next)
+        }
+        Action::Repeated => {
+            let mut alert = alert_of(check, run_id, state.alert_id.as_deref(), State::Firing);
+            alert.repeat = state.repeats + 1;
+            let next = AlertState {
+                drifting: true,
+                alert_id: Some(alert.alert_id.clone()),
+                fingerprint: Some(alert.fingerprint.clone()),
+                sent_at,
+                repeats: alert.repeat,
             };
             (alert, next)
         }
@@ -187,7 +219,13 @@ pub async fn apply(
         return (Action::None, state.alert_id);
     }
     let published = match &app.common.notifier {
-        Some(notifier) => notifier.publish(&alert).await,
+        Some(notifier) => {
+            if let Some(old) = &superseded {
+                // Best effort: the new alert matters more than the old one's ending.
+                notifier.publish(old).await;
+            }
+            notifier.publish(&alert).await
+        }
         None => false,
     };
     if !published {

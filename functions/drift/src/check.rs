@@ -24,6 +24,9 @@ use time::OffsetDateTime;
 /// first traffic is caught up over a few runs, not in one.
 pub const CAPTURE_HOURS_PER_RUN: usize = 168;
 
+/// The most predictions of a window whose feedback is read for model drift.
+pub const MAX_LABELLED: usize = 20_000;
+
 /// A line's check, as stored and answered.
 #[derive(Debug, Clone, Serialize)]
 pub struct LineCheck {
@@ -88,7 +91,11 @@ pub async fn window(
             &range.to_key(),
         )
         .await?;
-    records.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+    // Time, then id: a total order, so pages of a window never lose or repeat a tie.
+    records.sort_by(|a, b| {
+        (a.created_at.as_str(), a.prediction_id.as_str())
+            .cmp(&(b.created_at.as_str(), b.prediction_id.as_str()))
+    });
     Ok(records)
 }
 
@@ -305,7 +312,7 @@ pub async fn against_stored(
         Some(split) => {
             let reference_columns = split.columns();
             let pairs = columns::pair(&reference_columns, current).map_err(mixed)?;
-            let mut report = data::compare(
+            data::as_no_reference(data::compare(
                 &pairs,
                 |name| {
                     if UPLOAD_LEVEL.contains(&name) {
@@ -320,10 +327,7 @@ pub async fn against_stored(
                 split.samples,
                 n_current,
                 settings,
-            );
-            report.verdict = data::Verdict::NoReference;
-            report.drift_detected = false;
-            report
+            ))
         }
         None => data::without_reference(current, n_current, settings),
     };
@@ -366,7 +370,14 @@ pub async fn check_line(
         settings,
     )
     .await?;
-    let ids: Vec<String> = chosen.iter().map(|r| r.prediction_id.clone()).collect();
+    // Labels of the whole window, not only the sample: feedback is scarce. The newest
+    // MAX_LABELLED predictions at most (200 BatchGetItem calls).
+    let ids: Vec<String> = records
+        .iter()
+        .rev()
+        .take(MAX_LABELLED)
+        .map(|r| r.prediction_id.clone())
+        .collect();
     let labelled = app.feedback.get_many(&ids).await?;
     let pairs: Vec<(u8, u8)> = labelled
         .iter()

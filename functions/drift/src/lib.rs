@@ -271,10 +271,12 @@ pub async fn scheduled(app: &App, at: OffsetDateTime) -> Result<Value, String> {
         .map_err(|e| e.to_string())?
         .unwrap_or_default();
     let checked_at = format_timestamp(at);
-    let run_id = format!("scheduled-{}", at.unix_timestamp());
     let mut results = Vec::new();
     let mut failures = Vec::new();
     for (line, version) in &pointer.lines {
+        // One run per line and event time: a retried event finds it; the line in the id
+        // keeps two lines' runs of one event apart in listings.
+        let run_id = format!("scheduled-{line}-{}", at.unix_timestamp());
         match scheduled_line(app, line, version, at, &checked_at, &run_id, &settings).await {
             Ok(run) => results.push(json!({
                 "line": line, "version": version, "run_id": run.run_id,
@@ -737,7 +739,16 @@ async fn set_reference(app: &App, cx: Ctx<'_, Admin>) -> HandlerResult {
                 std::time::Duration::from_secs(86_400),
             )?)?;
             let records = check::window(app, &version.version, &range).await?;
-            check::reference_of(app, &version, &records, Source::Window, now)
+            // A long window is sampled uniformly down to reference_size, as captures are.
+            let chosen: Vec<_> = inferloop::drift::sample_indices(
+                records.len(),
+                settings.reference_size,
+                inferloop::drift::seed_of(&range.from_key()),
+            )
+            .into_iter()
+            .map(|i| records[i].clone())
+            .collect();
+            check::reference_of(app, &version, &chosen, Source::Window, now)
         }
     };
     if reference.n < settings.min_samples {

@@ -229,7 +229,7 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<String, String>>,
 {
-    let key = deliveries::key(&alert.alert_id, alert.state.as_str(), channel);
+    let key = deliveries::key(&alert.alert_id, &alert.delivery_state(), channel);
     match app
         .deliveries
         .claim(&key, now_secs())
@@ -359,7 +359,7 @@ async fn slack_alert(app: &App, cx: Ctx<'_, Admin>) -> HandlerResult {
         tracing::warn!(error = %err, "a manual alert was not stored");
     }
     let sent = webhook.post(&slack::message(&alert)).await;
-    let key = deliveries::key(&alert.alert_id, alert.state.as_str(), Channel::Slack);
+    let key = deliveries::key(&alert.alert_id, &alert.delivery_state(), Channel::Slack);
     let details = json!({
         "alert_id": alert.alert_id,
         "severity": severity.as_str(),

@@ -93,7 +93,7 @@ pub enum ColumnError {
         "feature {column} is numeric in one window and categorical in the other; list it in categorical_columns"
     )]
     MixedKinds { column: String },
-    #[error("feature {column} is in neither window")]
+    #[error("feature_columns names {column}, which no record of the window has")]
     Unknown { column: String },
 }
 
@@ -134,6 +134,9 @@ pub fn from_records(
                 }
                 Some(value) => present.push(value),
             }
+        }
+        if present.is_empty() && wanted.is_some() {
+            return Err(ColumnError::Unknown { column: name });
         }
         let all_numbers = present.iter().all(|v| v.is_number());
         let values = if all_numbers && !categorical.contains(&name) && name != PREDICTED_DIGIT {
@@ -220,6 +223,15 @@ mod tests {
         );
         let err = from_records("current_data", &[json!({"a": [1]})], None, &forced).unwrap_err();
         assert!(err.to_string().contains("current_data[0].a"));
+    }
+
+    #[test]
+    fn a_named_column_no_record_has_is_refused() {
+        let forced = BTreeSet::new();
+        let wanted = ["missing".to_owned()];
+        let err =
+            from_records("current_data", &[json!({"a": 1})], Some(&wanted), &forced).unwrap_err();
+        assert!(matches!(err, ColumnError::Unknown { .. }), "{err}");
     }
 
     #[test]

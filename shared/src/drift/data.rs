@@ -280,10 +280,17 @@ pub fn compare(
         let test = &mut tests[i];
         test.p_value_adjusted = Some(adjusted);
         let significant = adjusted < settings.alpha;
-        let practical = test.effect.is_some_and(|e| e >= settings.effect_threshold);
+        let practical = test
+            .psi_value
+            .is_some_and(|p| p >= settings.psi_minor_threshold)
+            || test
+                .wasserstein_normalised
+                .is_some_and(|w| w >= settings.wasserstein_threshold);
         test.is_drifted = significant && practical;
         if test.is_drifted {
             let psi = test.psi_value.unwrap_or(0.0);
+            // A feature drifting by its Wasserstein distance alone (PSI under minor) is
+            // still minor: it drifted, and severity only grades how much by PSI.
             test.drift_severity = Some(if psi >= settings.psi_severe_threshold {
                 Severity::Severe
             } else if psi >= settings.psi_moderate_threshold {
@@ -340,6 +347,31 @@ pub fn compare(
     }
 }
 
+/// `report` as a `no_reference` verdict: the comparisons stay (what the test split and
+/// production share, for a person to read), but nothing is called drifted (§6a: never
+/// "drift", never "no drift").
+pub fn as_no_reference(mut report: DataDrift) -> DataDrift {
+    report.verdict = Verdict::NoReference;
+    report.drift_detected = false;
+    report.overall_drift_score = 0.0;
+    report.drifted_features.clear();
+    report.severity = None;
+    let tested = report.drift_summary.tested_features;
+    report.drift_summary = DriftSummary {
+        total_drifted_features: 0,
+        drift_percentage: 0.0,
+        severe_drift_features: Vec::new(),
+        moderate_drift_features: Vec::new(),
+        minor_drift_features: Vec::new(),
+        tested_features: tested,
+    };
+    for test in report.statistical_tests.values_mut() {
+        test.is_drifted = false;
+        test.drift_severity = None;
+    }
+    report
+}
+
 /// The report of a window that has no production reference yet: every feature
 /// `not_comparable`, the verdict `no_reference` (never "drift", never "no drift").
 pub fn without_reference(
@@ -348,16 +380,13 @@ pub fn without_reference(
     settings: &DriftSettings,
 ) -> DataDrift {
     let pairs: Vec<(&Column, Option<&Column>)> = current.iter().map(|c| (c, None)).collect();
-    let mut report = compare(
+    as_no_reference(compare(
         &pairs,
         |_| Err("the version has no production reference yet".into()),
         0,
         n_current,
         settings,
-    );
-    report.verdict = Verdict::NoReference;
-    report.drift_detected = false;
-    report
+    ))
 }
 
 #[cfg(test)]

@@ -22,9 +22,10 @@ pub enum Correction {
 pub struct DriftSettings {
     pub alpha: f64,
     pub correction: Correction,
-    /// A feature drifts only when its effect is practical too: PSI or the Wasserstein
-    /// distance over the reference's standard deviation at least this.
-    pub effect_threshold: f64,
+    /// A feature drifts only when its effect is practical too: PSI at least
+    /// `psi_minor_threshold`, or the Wasserstein distance over the reference's standard
+    /// deviation at least this.
+    pub wasserstein_threshold: f64,
     pub psi_minor_threshold: f64,
     pub psi_moderate_threshold: f64,
     pub psi_severe_threshold: f64,
@@ -52,7 +53,7 @@ impl Default for DriftSettings {
         Self {
             alpha: 0.01,
             correction: Correction::Bonferroni,
-            effect_threshold: 0.1,
+            wasserstein_threshold: 0.1,
             psi_minor_threshold: 0.1,
             psi_moderate_threshold: 0.2,
             psi_severe_threshold: 0.25,
@@ -108,7 +109,12 @@ impl DriftSettings {
     /// Every value in its range, and the severities in order.
     pub fn validate(&self) -> Result<(), InvalidSetting> {
         within("alpha", self.alpha, 0.0, 0.5)?;
-        within("effect_threshold", self.effect_threshold, 0.0, 10.0)?;
+        within(
+            "wasserstein_threshold",
+            self.wasserstein_threshold,
+            0.0,
+            10.0,
+        )?;
         within("psi_minor_threshold", self.psi_minor_threshold, 0.0, 10.0)?;
         within(
             "psi_moderate_threshold",
@@ -131,7 +137,13 @@ impl DriftSettings {
             self.max_samples >= self.min_samples,
             "must be at least min_samples",
         )?;
-        count("reference_size", self.reference_size, 100, 20_000)?;
+        // Capture progress lives in one Config item (DynamoDB's 400 KB): 1,000 fits.
+        count("reference_size", self.reference_size, 100, 1_000)?;
+        check(
+            "reference_size",
+            self.reference_size >= self.min_samples,
+            "must be at least min_samples, or no captured reference could ever be judged",
+        )?;
         count(
             "detection_window_hours",
             self.detection_window_hours as usize,
@@ -175,8 +187,11 @@ impl DriftSettings {
         set(&mut next.alpha, change.alpha);
         set(&mut next.alpha, change.ks_threshold);
         set(&mut next.alpha, change.chi2_threshold);
-        set(&mut next.effect_threshold, change.effect_threshold);
-        set(&mut next.effect_threshold, change.psi_threshold);
+        set(
+            &mut next.wasserstein_threshold,
+            change.wasserstein_threshold,
+        );
+        set(&mut next.psi_minor_threshold, change.psi_threshold);
         set(&mut next.psi_minor_threshold, change.psi_minor_threshold);
         set(
             &mut next.psi_moderate_threshold,
@@ -239,7 +254,7 @@ impl DriftSettings {
         if let Some(map) = doc.as_object_mut() {
             map.insert("ks_threshold".into(), self.alpha.into());
             map.insert("chi2_threshold".into(), self.alpha.into());
-            map.insert("psi_threshold".into(), self.effect_threshold.into());
+            map.insert("psi_threshold".into(), self.psi_minor_threshold.into());
             map.insert(
                 "detection_window_days".into(),
                 (f64::from(self.detection_window_hours) / 24.0).into(),
@@ -259,7 +274,7 @@ pub struct SettingsChange {
     pub ks_threshold: Option<f64>,
     pub chi2_threshold: Option<f64>,
     pub correction: Option<Correction>,
-    pub effect_threshold: Option<f64>,
+    pub wasserstein_threshold: Option<f64>,
     pub psi_threshold: Option<f64>,
     pub psi_minor_threshold: Option<f64>,
     pub psi_moderate_threshold: Option<f64>,
@@ -306,7 +321,7 @@ mod tests {
             .apply(&change(r#"{"ks_threshold": 0.05, "psi_threshold": 0.2, "min_samples": 200, "correction": "benjamini_hochberg"}"#).unwrap())
             .unwrap();
         assert_eq!(next.alpha, 0.05);
-        assert_eq!(next.effect_threshold, 0.2);
+        assert_eq!(next.psi_minor_threshold, 0.2);
         assert_eq!(next.min_samples, 200);
         assert_eq!(next.correction, Correction::BenjaminiHochberg);
         let days = base
@@ -324,6 +339,8 @@ mod tests {
             (r#"{"ks_threshold": -1}"#, "alpha"),
             (r#"{"min_samples": 1.5}"#, "min_samples"),
             (r#"{"min_samples": 5}"#, "min_samples"),
+            (r#"{"min_samples": 600}"#, "reference_size"),
+            (r#"{"reference_size": 5000}"#, "reference_size"),
             (r#"{"max_samples": 50}"#, "max_samples"),
             (r#"{"psi_minor_threshold": 0.3}"#, "psi_moderate_threshold"),
             (r#"{"drift_share": 1.5}"#, "drift_share"),

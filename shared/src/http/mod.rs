@@ -138,6 +138,12 @@ pub fn parse_json<T: DeserializeOwned>(req: &Request, max_bytes: usize) -> Resul
         serde_json::error::Category::Data => {
             ApiError::unprocessable("invalid_body", format!("the JSON body is not valid: {e}"))
         }
+        // 1e400 is well-formed JSON whose value no f64 holds: a value not acceptable
+        // (DESIGN.md §6a: non-finite values are 422), not a body that does not parse.
+        _ if e.to_string().starts_with("number out of range") => ApiError::unprocessable(
+            "non_finite_number",
+            format!("a number in the body is out of range: {e}"),
+        ),
         _ => ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}")),
     })?;
     // serde's derived structs also take a JSON array of their fields in order

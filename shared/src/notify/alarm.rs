@@ -91,6 +91,7 @@ pub fn to_alert(message: &str) -> Result<Alert, String> {
         run_id: None,
         request_id: None,
         created_at,
+        repeat: 0,
     })
 }
 

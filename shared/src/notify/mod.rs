@@ -110,6 +110,14 @@ pub struct Alert {
     pub request_id: Option<String>,
     /// RFC 3339, fixed width.
     pub created_at: String,
+    /// 0 for the first message of a firing alert; n for its n-th reminder while the
+    /// problem goes on (a drift still drifting after `alert_repeat_hours`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub repeat: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Alert {
@@ -133,6 +141,16 @@ impl Alert {
             run_id: None,
             request_id: None,
             created_at: crate::time::now_rfc3339(),
+            repeat: 0,
+        }
+    }
+
+    /// What one delivery of this alert is (the Deliveries key's state part): each state,
+    /// and each reminder of a firing alert, is delivered exactly once.
+    pub fn delivery_state(&self) -> String {
+        match (self.state, self.repeat) {
+            (State::Firing, n) if n > 0 => format!("firing-repeat-{n}"),
+            (state, _) => state.as_str().to_owned(),
         }
     }
 
@@ -293,6 +311,13 @@ mod tests {
     #[test]
     fn subjects_fit_what_sns_takes() {
         let mut alert = Alert::firing(Kind::Manual, Severity::Info, "é".repeat(300), "x", "x");
+        assert_eq!(alert.delivery_state(), "firing");
+        alert.repeat = 2;
+        assert_eq!(alert.delivery_state(), "firing-repeat-2");
+        alert.state = State::Resolved;
+        assert_eq!(alert.delivery_state(), "resolved");
+        alert.state = State::Firing;
+        alert.repeat = 0;
         alert.title.push('\n');
         let subject = subject_line(&alert);
         assert!(subject.len() <= 100);

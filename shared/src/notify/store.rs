@@ -4,7 +4,7 @@
 //! function's, issue 15).
 
 use super::Alert;
-use crate::store::{Item, StoreError, get_s, s, sdk_error};
+use crate::store::{Item, StoreError, get_n_opt, get_s, n, s, sdk_error};
 use aws_sdk_dynamodb::Client;
 
 pub const BY_DAY_INDEX: &str = "by_day";
@@ -47,6 +47,7 @@ impl AlertStore {
             .expression_attribute_values(":d", s(details))
             .expression_attribute_values(":src", s(&alert.source))
             .expression_attribute_values(":f", s(&alert.fingerprint))
+            .expression_attribute_values(":r", n(u64::from(alert.repeat)))
             .expression_attribute_values(":at", s(&alert.created_at))
             .expression_attribute_values(":day", s(crate::time::day_of(&alert.created_at)));
         let mut set = vec![
@@ -57,6 +58,7 @@ impl AlertStore {
             "details = :d",
             "#src = :src",
             "fingerprint = :f",
+            "repeats = :r",
             "updated_at = :at",
             "created_at = if_not_exists(created_at, :at)",
             "#day = if_not_exists(#day, :day)",
@@ -111,5 +113,8 @@ fn alert_from_item(item: &Item) -> Result<Alert, StoreError> {
         run_id: optional("run_id"),
         request_id: optional("request_id"),
         created_at: get_s(item, "created_at")?.to_owned(),
+        repeat: get_n_opt(item, "repeats")?
+            .unwrap_or(0)
+            .min(u64::from(u32::MAX)) as u32,
     })
 }

@@ -157,9 +157,10 @@ impl RunStore {
         out.item().map(from_item).transpose()
     }
 
-    /// Runs of `days` (newest first), each day's newest first, strictly before the run
-    /// key `before` (a page's cursor), at most `limit`; with `kind`, only those runs.
-    /// Also says whether more runs follow.
+    /// Runs of `days` (newest first), each day's newest first, from the run key
+    /// `from_key` on and strictly before the run key `before` (a page's cursor), at most
+    /// `limit`; with `drift_only`, only runs that found drift. Also says whether more
+    /// runs follow.
     pub async fn list(
         &self,
         days: &[String],
@@ -169,6 +170,11 @@ impl RunStore {
         drift_only: bool,
     ) -> Result<(Vec<DriftRun>, bool), StoreError> {
         let mut runs = Vec::new();
+        // A cursor older than the window (a page asked for long after the first): nothing
+        // is left, and DynamoDB would refuse a BETWEEN whose bounds are inverted.
+        if before.is_some_and(|b| b <= from_key) {
+            return Ok((runs, false));
+        }
         for day in days {
             if before.is_some_and(|b| crate::time::day_of(b) < day.as_str()) {
                 continue;

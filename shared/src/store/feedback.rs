@@ -174,7 +174,13 @@ impl FeedbackStore {
                     .map_err(sdk_error)?;
                 if let Some(items) = out.responses().and_then(|r| r.get(&self.table)) {
                     for item in items {
-                        found.push(from_item(item)?);
+                        // One damaged item costs its label, not the whole window's.
+                        match from_item(item) {
+                            Ok(feedback) => found.push(feedback),
+                            Err(err) => {
+                                tracing::warn!(error = %err, "a feedback item that does not read")
+                            }
+                        }
                     }
                 }
                 pending = out
