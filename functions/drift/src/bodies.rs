@@ -5,6 +5,7 @@ use inferloop::ApiError;
 use inferloop::domain::CLASSES;
 use serde::Deserialize;
 use serde_json::Value;
+use std::collections::BTreeSet;
 
 /// The most records one posted window may hold.
 pub const MAX_RECORDS: usize = 50_000;
@@ -21,7 +22,7 @@ pub struct DataDriftBody {
     #[serde(default)]
     pub feature_columns: Option<Vec<String>>,
     #[serde(default)]
-    pub categorical_columns: Option<Vec<String>>,
+    pub categorical_columns: BTreeSet<String>,
     /// Without `reference_data`: the stored reference of this line's production version.
     #[serde(default)]
     pub line: Option<String>,
@@ -61,7 +62,7 @@ pub struct SetReferenceBody {
     #[serde(default)]
     pub predictions: Option<Vec<Value>>,
     #[serde(default)]
-    pub categorical_columns: Option<Vec<String>>,
+    pub categorical_columns: BTreeSet<String>,
     #[serde(default)]
     pub model_name: Option<String>,
 }

@@ -421,12 +421,6 @@ fn hours_in(range: &TimeRange) -> usize {
     }
 }
 
-/// Columns compared by a check, for callers that post their own records.
-pub fn columns_of(records: &[WindowRecord]) -> Vec<Column> {
-    let features: Vec<_> = records.iter().map(|r| r.features).collect();
-    columns::from_features(&features)
-}
-
 /// The JSON a check answers with and stores.
 pub fn to_json(check: &LineCheck) -> Value {
     serde_json::to_value(check).unwrap_or_else(|e| json!({"error": e.to_string()}))
