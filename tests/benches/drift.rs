@@ -16,12 +16,13 @@
 //!
 //! Traffic is user-like photos of test-split digits (tests/src/traffic.rs) read by the
 //! shipped v2 model through the real preprocessing; the verdict is the function's own
-//! (`inferloop::drift::data::compare` with the default settings), the same code the
-//! scheduled check runs after reading the window.
+//! (`inferloop::drift::data::compare` and the multivariate check on the inputs, with the
+//! default settings), the same code the scheduled check runs after reading the window.
 
 use inferloop::drift::DriftSettings;
 use inferloop::drift::columns::{self, Column};
 use inferloop::drift::data::{self, Verdict};
+use inferloop::drift::multivariate::{FittedReference, Multivariate};
 use inferloop::model::nn::Rng;
 use integration_tests::traffic::{self, Photo, Shift};
 use std::collections::BTreeMap;
@@ -37,15 +38,44 @@ fn columns_of(photos: &[&Photo]) -> Vec<Column> {
     columns::from_features(&features)
 }
 
-fn verdict(
-    reference: &[Column],
-    n_reference: usize,
-    window: &[&Photo],
-    settings: &DriftSettings,
-) -> data::DataDrift {
+/// A production reference as the check uses it: its columns and the components fitted
+/// on its inputs (once, as a check fits them once per run).
+struct Reference {
+    columns: Vec<Column>,
+    fitted: Result<FittedReference, Box<Multivariate>>,
+    n: usize,
+}
+
+impl Reference {
+    fn of(photos: &[&Photo], settings: &DriftSettings) -> Self {
+        let inputs: Vec<&[u8; 784]> = photos.iter().map(|p| &p.input).collect();
+        Self {
+            columns: columns_of(photos),
+            fitted: FittedReference::fit(&inputs, settings),
+            n: photos.len(),
+        }
+    }
+}
+
+fn verdict(reference: &Reference, window: &[&Photo], settings: &DriftSettings) -> data::DataDrift {
     let current = columns_of(window);
-    let pairs = columns::pair(reference, &current).expect("the same columns");
-    data::compare(&pairs, |_| Ok(()), n_reference, window.len(), settings)
+    let pairs = columns::pair(&reference.columns, &current).expect("the same columns");
+    let report = data::compare(&pairs, |_| Ok(()), reference.n, window.len(), settings);
+    let inputs: Vec<&[u8; 784]> = window.iter().map(|p| &p.input).collect();
+    let multivariate = match &reference.fitted {
+        Ok(fitted) => fitted.check(&inputs, settings),
+        Err(result) => (**result).clone(),
+    };
+    data::with_multivariate(report, multivariate)
+}
+
+/// The names a report's drift came from: its drifted features, and `multivariate`.
+fn flagged(report: &data::DataDrift) -> Vec<String> {
+    let mut names = report.drifted_features.clone();
+    if report.multivariate.is_drifted {
+        names.push("multivariate".into());
+    }
+    names
 }
 
 fn draw<'a>(pool: &[&'a Photo], n: usize, rng: &mut Rng) -> Vec<&'a Photo> {
@@ -100,7 +130,10 @@ fn pools(need_shifts: bool) -> Pools {
 fn false_alarms(p: &Pools, settings: &DriftSettings) {
     let mut rng = Rng::new(13);
     let reference_pool: Vec<&Photo> = p.reference.iter().collect();
-    let reference = columns_of(&draw(&reference_pool, REFERENCE, &mut rng));
+    let reference = Reference::of(&draw(&reference_pool, REFERENCE, &mut rng), settings);
+    if let Ok(fitted) = &reference.fitted {
+        println!("multivariate reference: {}", fitted.describe());
+    }
     let healthy: Vec<&Photo> = p.healthy.iter().collect();
     println!(
         "\n## false alarms (α {}, {:?}), {WINDOWS} in-distribution windows each",
@@ -112,9 +145,9 @@ fn false_alarms(p: &Pools, settings: &DriftSettings) {
         let started = Instant::now();
         for _ in 0..WINDOWS {
             let window = draw(&healthy, n, &mut rng);
-            let report = verdict(&reference, REFERENCE, &window, settings);
+            let report = verdict(&reference, &window, settings);
             *verdicts.entry(report.verdict.as_str()).or_default() += 1;
-            for f in report.drifted_features {
+            for f in flagged(&report) {
                 *features.entry(f).or_default() += 1;
             }
         }
@@ -156,21 +189,21 @@ fn shift_names(p: &Pools) -> Vec<&'static str> {
 fn shifts(p: &Pools, settings: &DriftSettings) {
     let mut rng = Rng::new(17);
     let reference_pool: Vec<&Photo> = p.reference.iter().collect();
-    let reference = columns_of(&draw(&reference_pool, REFERENCE, &mut rng));
+    let reference = Reference::of(&draw(&reference_pool, REFERENCE, &mut rng), settings);
     let healthy: Vec<&Photo> = p.healthy.iter().collect();
     println!(
         "\n## named shifts: windows of 200 flagged, and predictions until the first drift verdict"
     );
     for name in shift_names(p) {
-        let mut flagged = 0;
+        let mut windows_flagged = 0;
         let mut features: BTreeMap<String, usize> = BTreeMap::new();
         for _ in 0..SHIFT_WINDOWS {
             let window = shift_windows(p, name, 200, &mut rng);
-            let report = verdict(&reference, REFERENCE, &window, settings);
+            let report = verdict(&reference, &window, settings);
             if report.verdict == Verdict::Drift {
-                flagged += 1;
+                windows_flagged += 1;
             }
-            for f in report.drifted_features {
+            for f in flagged(&report) {
                 *features.entry(f).or_default() += 1;
             }
         }
@@ -183,7 +216,7 @@ fn shifts(p: &Pools, settings: &DriftSettings) {
             stream.extend(shift_windows(p, name, 1000, &mut rng));
             let mut found = None;
             for end in (250..=stream.len()).step_by(50) {
-                let report = verdict(&reference, REFERENCE, &stream[end - 200..end], settings);
+                let report = verdict(&reference, &stream[end - 200..end], settings);
                 if report.verdict == Verdict::Drift {
                     found = Some(end - 200);
                     break;
@@ -199,8 +232,8 @@ fn shifts(p: &Pools, settings: &DriftSettings) {
             .get(delays.len() / 2)
             .map_or("never".to_owned(), |d| d.to_string());
         println!(
-            "{name:<22} {flagged:>3}/{SHIFT_WINDOWS} windows flagged ({:.0} %); median predictions to first drift {median} ({never} of {STREAMS} streams never within 1,000); features {features:?}",
-            100.0 * flagged as f64 / SHIFT_WINDOWS as f64
+            "{name:<22} {windows_flagged:>3}/{SHIFT_WINDOWS} windows flagged ({:.0} %); median predictions to first drift {median} ({never} of {STREAMS} streams never within 1,000); features {features:?}",
+            100.0 * windows_flagged as f64 / SHIFT_WINDOWS as f64
         );
     }
 }

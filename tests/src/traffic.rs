@@ -3,7 +3,9 @@
 //! preprocessing and a shipped model, stored as predict stores them.
 //!
 //! Rendering and decoding a photo costs milliseconds, so a pool is made once per test
-//! binary (on both cores) and windows are drawn from it.
+//! binary (on both cores), kept in a file beside the binary for the binary's other
+//! processes (nextest runs each test in a process of its own), and windows are drawn
+//! from it.
 
 use inferloop::model::dataset::Split;
 use inferloop::model::infer::{Model, onnx_to_nnef};
@@ -76,14 +78,89 @@ fn read_all(
 }
 
 /// The v1 pool every drift test draws from: the first 1,000 test-split positions
-/// (even ones for references, odd ones for windows), rendered once.
+/// (even ones for references, odd ones for windows), rendered once per build of the
+/// test binary.
 pub fn pool() -> &'static [Photo] {
     static POOL: OnceLock<Vec<Photo>> = OnceLock::new();
     POOL.get_or_init(|| {
-        let model = shipped_model("v1");
-        let positions: Vec<usize> = (0..1000).collect();
-        photos(&model, &positions, 20_261_202)
+        cached(|| {
+            let model = shipped_model("v1");
+            let positions: Vec<usize> = (0..1000).collect();
+            photos(&model, &positions, 20_261_202)
+        })
     })
+}
+
+/// A photo as the pool file keeps it (serde has no impls for arrays of 784).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredPhoto {
+    true_label: u8,
+    features: DriftFeatures,
+    probabilities: Vec<f32>,
+    input: Vec<u8>,
+}
+
+/// The pool file's contents: the binary it was made by (its length and modification
+/// time, so a rebuild, which may render differently, makes a new pool) and the photos.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PoolFile {
+    made_by: String,
+    photos: Vec<StoredPhoto>,
+}
+
+/// `make()`'s photos, or the ones a process of this same binary made before. The file
+/// is written to a temporary name and renamed, so a reader never sees half of it; two
+/// processes starting together may both render, and the last rename wins.
+fn cached(make: impl FnOnce() -> Vec<Photo>) -> Vec<Photo> {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let made_by = std::fs::metadata(&exe)
+        .and_then(|m| Ok(format!("{} {:?}", m.len(), m.modified()?)))
+        .expect("the test binary's metadata");
+    let path = exe.with_extension("drift-pool.json");
+    let stored = std::fs::read(&path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<PoolFile>(&bytes).ok())
+        .filter(|file| file.made_by == made_by);
+    if let Some(file) = stored {
+        let photos: Option<Vec<Photo>> = file
+            .photos
+            .into_iter()
+            .map(|p| {
+                Some(Photo {
+                    true_label: p.true_label,
+                    features: p.features,
+                    probabilities: p.probabilities.try_into().ok()?,
+                    input: p.input.try_into().ok()?,
+                })
+            })
+            .collect();
+        if let Some(photos) = photos {
+            return photos;
+        }
+    }
+    let photos = make();
+    let file = PoolFile {
+        made_by,
+        photos: photos
+            .iter()
+            .map(|p| StoredPhoto {
+                true_label: p.true_label,
+                features: p.features,
+                probabilities: p.probabilities.to_vec(),
+                input: p.input.to_vec(),
+            })
+            .collect(),
+    };
+    let temporary = path.with_extension(format!("{}.tmp", std::process::id()));
+    let written = serde_json::to_vec(&file)
+        .map_err(std::io::Error::other)
+        .and_then(|bytes| std::fs::write(&temporary, bytes))
+        .and_then(|()| std::fs::rename(&temporary, &path));
+    if let Err(err) = written {
+        // Only the next process's time is lost.
+        eprintln!("the drift pool was not kept in {}: {err}", path.display());
+    }
+    photos
 }
 
 /// The pool's photos at even positions (references) or odd ones (windows).

@@ -178,6 +178,11 @@ async fn in_distribution_windows_after_a_production_reference_do_not_alarm() {
         let report = s.check(1 + seed).await;
         assert_eq!(report["n_current"], 100, "{report}");
         assert_eq!(report["alert"]["action"], "none", "{report}");
+        assert_eq!(
+            report["multivariate"]["status"], "tested",
+            "{:#}",
+            report["multivariate"]
+        );
         verdicts.push(report["verdict"].as_str().unwrap().to_owned());
         if report["verdict"] == "drift" {
             panic!("window {seed} drifted: {:#}", report["statistical_tests"]);
@@ -300,6 +305,49 @@ async fn a_drift_that_goes_on_is_reminded_as_the_same_alert_after_the_repeat_hou
     assert_eq!(alerts_with(&fingerprint).await.len(), 1);
 }
 
+/// `input` mirrored across its diagonal: as much ink, in other places.
+fn transposed(input: &[u8; 784]) -> [u8; 784] {
+    std::array::from_fn(|i| input[(i % 28) * 28 + i / 28])
+}
+
+#[tokio::test]
+async fn inputs_with_their_ink_elsewhere_drift_by_the_multivariate_check_alone() {
+    let s = setup(json!({})).await;
+    let references = traffic::half(true);
+    let windows = traffic::half(false);
+    s.traffic(0, &traffic::draw(&references, 200, 20)).await;
+    s.check(0).await;
+    s.traffic(1, &traffic::draw(&windows, 200, 21)).await;
+    let healthy = s.check(1).await;
+    let multivariate = &healthy["multivariate"];
+    assert_eq!(multivariate["status"], "tested", "{multivariate:#}");
+    assert_eq!(multivariate["is_drifted"], false, "{multivariate:#}");
+    assert_eq!(multivariate["method"], "pca_reconstruction_error");
+    assert!(multivariate["components"].as_u64().unwrap() >= 2);
+    assert_eq!(multivariate["n_reference"], 200);
+    // The same kind of photos with every input mirrored: their features are the healthy
+    // ones, so no feature can drift; only the inputs themselves tell.
+    let mirrored: Vec<Photo> = traffic::draw(&windows, 200, 22)
+        .into_iter()
+        .map(|p| Photo {
+            input: transposed(&p.input),
+            ..p.clone()
+        })
+        .collect();
+    s.traffic(2, &mirrored.iter().collect::<Vec<_>>()).await;
+    let report = s.check(2).await;
+    let multivariate = &report["multivariate"];
+    assert_eq!(report["verdict"], "drift", "{report:#}");
+    assert_eq!(report["drifted_features"], json!([]), "{report:#}");
+    assert_eq!(multivariate["is_drifted"], true);
+    assert!(
+        multivariate["reconstruction_error"].as_f64().unwrap()
+            > multivariate["upper_threshold"].as_f64().unwrap()
+    );
+    assert_eq!(report["severity"], "moderate");
+    assert_eq!(report["alert"]["action"], "fired", "{report:#}");
+}
+
 #[tokio::test]
 async fn until_a_production_reference_exists_the_verdict_is_no_reference() {
     let s = setup(json!({})).await;
@@ -320,6 +368,7 @@ async fn until_a_production_reference_exists_the_verdict_is_no_reference() {
     }
     assert_eq!(tests["input_mean"]["status"], "tested");
     assert_eq!(report["model_drift"]["status"], "insufficient_labels");
+    assert_eq!(report["multivariate"]["status"], "not_comparable");
     // 120 of the 200 needed: the reference is not captured yet, and no alert is sent.
     assert_eq!(report["alert"]["action"], "none");
 }
@@ -355,6 +404,9 @@ async fn a_reference_set_from_records_is_what_posted_checks_compare_with() {
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["reference"]["kind"], "production");
     assert_eq!(report["reference"]["source"], "records");
+    // Records are features: no inputs on either side to fit components on.
+    assert_eq!(report["multivariate"]["status"], "not_comparable");
+    assert_eq!(report["multivariate"]["is_drifted"], false);
     assert_eq!(
         report["verdict"], "drift",
         "{:#}",

@@ -130,6 +130,7 @@ async fn run(task: Task) -> Result<()> {
             for (script, vectors) in [
                 ("stats_vectors.py", "drift.json"),
                 ("stats_vectors_calibration.py", "calibration.json"),
+                ("stats_vectors_pca.py", "pca.json"),
             ] {
                 let out = root.join("shared/src/stats/vectors").join(vectors);
                 let status = std::process::Command::new(venv.bin("python"))

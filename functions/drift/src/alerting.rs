@@ -123,6 +123,18 @@ fn alert_of(check: &LineCheck, run_id: &str, alert_id: Option<&str>, state: Stat
             );
         }
     }
+    let multivariate = &check.data.multivariate;
+    if multivariate.is_drifted {
+        alert = alert.detail(
+            "inputs (PCA reconstruction error)",
+            format!(
+                "{:.4}, outside {:.4} – {:.4}",
+                multivariate.reconstruction_error.unwrap_or(0.0),
+                multivariate.lower_threshold.unwrap_or(0.0),
+                multivariate.upper_threshold.unwrap_or(0.0)
+            ),
+        );
+    }
     if check.model_drift.drift_detected {
         alert = alert.detail(
             "accuracy from labels",

@@ -1,7 +1,8 @@
 //! The production check of one line (the schedule's, and `POST /drift/production-data`):
 //! the version's window through the `by_hour` index, its production reference (captured
-//! from its first predictions when it has none yet), the data verdict, model drift from
-//! feedback labels, and the label-free accuracy estimate.
+//! from its first predictions when it has none yet), the data verdict with the
+//! multivariate check on the inputs, model drift from feedback labels, and the label-free
+//! accuracy estimate.
 
 use crate::App;
 use crate::estimate;
@@ -9,12 +10,13 @@ use inferloop::ApiError;
 use inferloop::drift::columns::{self, Column, UPLOAD_LEVEL};
 use inferloop::drift::data::{self, DataDrift};
 use inferloop::drift::model::{self as model_drift, ModelDrift};
+use inferloop::drift::multivariate::{self, Multivariate};
 use inferloop::drift::reference::{
     ProductionReference, ReferenceSummary, Source, TestSplitReference,
 };
 use inferloop::drift::{DriftSettings, sample_indices, seed_of};
 use inferloop::store::models::ModelVersion;
-use inferloop::store::predictions::{WindowRecord, hour_bucket, hours_between};
+use inferloop::store::predictions::{INPUT_BYTES, WindowRecord, hour_bucket, hours_between};
 use inferloop::time::{TimeRange, format_timestamp, parse_timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -174,6 +176,7 @@ pub fn reference_of(
     let features: Vec<_> = records.iter().map(|r| r.features).collect();
     let (numeric, categorical) =
         ProductionReference::split_columns(columns::from_features(&features));
+    let inputs: Vec<&[u8; INPUT_BYTES]> = records.iter().filter_map(|r| r.input.as_ref()).collect();
     ProductionReference {
         model: app.model_name.clone(),
         version: version.version.clone(),
@@ -185,6 +188,7 @@ pub fn reference_of(
         to: records.last().map(|r| r.created_at.clone()),
         numeric,
         categorical,
+        inputs: ProductionReference::encode_inputs(&inputs),
     }
 }
 
@@ -240,6 +244,10 @@ pub async fn ensure_production_reference(
     progress.collected.sort_by(|a, b| a.0.cmp(&b.0));
     if progress.collected.len() >= settings.reference_size {
         progress.collected.truncate(settings.reference_size);
+        // The inputs are read now, not kept with the progress: 784 bytes a prediction
+        // would not fit one Config item.
+        let ids: Vec<String> = progress.collected.iter().map(|c| c.1.clone()).collect();
+        let inputs = app.predictions.inputs(&ids).await?;
         let records: Vec<WindowRecord> = progress
             .collected
             .iter()
@@ -249,6 +257,7 @@ pub async fn ensure_production_reference(
                 model_version: version.version.clone(),
                 line: version.line.clone(),
                 features: *features,
+                input: inputs.get(id).copied(),
             })
             .collect();
         let reference = reference_of(app, version, &records, Source::FirstPredictions, now);
@@ -281,14 +290,43 @@ fn next_hour(hour: &str) -> String {
         .unwrap_or_else(|| hour.to_owned())
 }
 
-/// Compares `current` (`n_current` records) with `version`'s production reference
-/// when it has one. Without one, with its test split, judging only what the test split
-/// and production share, and the verdict stays `no_reference` (§6a).
+/// The multivariate check of `current_inputs` against the reference's, when both have
+/// inputs (posted records have none; neither has a reference set from records).
+fn multivariate_of(
+    reference: &ProductionReference,
+    current_inputs: &[&[u8; INPUT_BYTES]],
+    n_current: usize,
+    settings: &DriftSettings,
+) -> Option<Multivariate> {
+    if current_inputs.is_empty() {
+        return None;
+    }
+    let reference_inputs = reference.inputs();
+    if reference_inputs.is_empty() {
+        return Some(Multivariate::not_comparable(
+            "the reference has no inputs (it was set from records)",
+            reference.n,
+            n_current,
+        ));
+    }
+    let reference_inputs: Vec<&[u8; INPUT_BYTES]> = reference_inputs.iter().collect();
+    Some(multivariate::check(
+        &reference_inputs,
+        current_inputs,
+        settings,
+    ))
+}
+
+/// Compares `current` (`n_current` records, with their inputs when they have them)
+/// with `version`'s production reference when it has one. Without one, with its test
+/// split, judging only what the test split and production share, and the verdict stays
+/// `no_reference` (§6a).
 pub async fn against_stored(
     app: &App,
     version: &ModelVersion,
     reference: Option<&ProductionReference>,
     current: &[Column],
+    current_inputs: &[&[u8; INPUT_BYTES]],
     n_current: usize,
     settings: &DriftSettings,
 ) -> Result<(DataDrift, ReferenceSummary), ApiError> {
@@ -296,7 +334,10 @@ pub async fn against_stored(
     if let Some(reference) = reference {
         let reference_columns = reference.columns();
         let pairs = columns::pair(&reference_columns, current).map_err(mixed)?;
-        let report = data::compare(&pairs, |_| Ok(()), reference.n, n_current, settings);
+        let mut report = data::compare(&pairs, |_| Ok(()), reference.n, n_current, settings);
+        if let Some(result) = multivariate_of(reference, current_inputs, n_current, settings) {
+            report = data::with_multivariate(report, result);
+        }
         let summary = ReferenceSummary {
             kind: "production",
             model: Some(reference.model.clone()),
@@ -331,6 +372,14 @@ pub async fn against_stored(
         }
         None => data::without_reference(current, n_current, settings),
     };
+    let report = DataDrift {
+        multivariate: Multivariate::not_comparable(
+            "the version has no production reference yet",
+            0,
+            n_current,
+        ),
+        ..report
+    };
     let summary = ReferenceSummary {
         kind: "test_split",
         model: Some(app.model_name.clone()),
@@ -360,12 +409,14 @@ pub async fn check_line(
             .map(|i| &records[i])
             .collect();
     let features: Vec<_> = chosen.iter().map(|r| r.features).collect();
+    let inputs: Vec<&[u8; INPUT_BYTES]> = chosen.iter().filter_map(|r| r.input.as_ref()).collect();
     let current = columns::from_features(&features);
     let (data, summary) = against_stored(
         app,
         version,
         reference.as_ref(),
         &current,
+        &inputs,
         chosen.len(),
         settings,
     )

@@ -531,6 +531,7 @@ async fn data_drift_report(app: &App, body: DataDriftBody) -> Result<Value, ApiE
                 &version,
                 reference.as_ref(),
                 &current,
+                &[],
                 n_current,
                 &settings,
             )
@@ -726,6 +727,7 @@ async fn set_reference(app: &App, cx: Ctx<'_, Admin>) -> HandlerResult {
                 to: None,
                 numeric,
                 categorical,
+                inputs: String::new(),
             }
         }
         (None, true) => {

@@ -2,6 +2,7 @@
 //! multiple-test correction, the practical effect, severities and the verdict.
 
 use super::columns::{Column, Values};
+use super::multivariate::Multivariate;
 use super::settings::{Correction, DriftSettings};
 use crate::stats::drift as st;
 use crate::stats::ks::{KsMethod, ks_2samp};
@@ -104,8 +105,11 @@ pub struct DataDrift {
     pub alpha_corrected: f64,
     pub n_reference: usize,
     pub n_current: usize,
-    /// The worst severity among drifted features.
+    /// The worst severity among drifted features (and the multivariate check's).
     pub severity: Option<Severity>,
+    /// The PCA reconstruction error of the inputs (`with_multivariate`); not comparable
+    /// until one is given.
+    pub multivariate: Multivariate,
 }
 
 fn mean(values: &[f64]) -> Option<f64> {
@@ -344,7 +348,25 @@ pub fn compare(
         n_current,
         severity,
         statistical_tests: tests.into_iter().map(|t| (t.feature.clone(), t)).collect(),
+        multivariate: Multivariate::not_comparable(
+            "no inputs to compare: records carry features only",
+            n_reference,
+            n_current,
+        ),
     }
+}
+
+/// `report` with the multivariate check: a window whose inputs leave the band drifts
+/// even when no feature does (§6a's "data drifts" has a third way). A verdict of too
+/// little data, or of no reference, stays what it is.
+pub fn with_multivariate(mut report: DataDrift, multivariate: Multivariate) -> DataDrift {
+    if multivariate.is_drifted && matches!(report.verdict, Verdict::Drift | Verdict::NoDrift) {
+        report.verdict = Verdict::Drift;
+        report.drift_detected = true;
+        report.severity = report.severity.max(multivariate.drift_severity);
+    }
+    report.multivariate = multivariate;
+    report
 }
 
 /// `report` as a `no_reference` verdict: the comparisons stay (what the test split and
@@ -369,6 +391,8 @@ pub fn as_no_reference(mut report: DataDrift) -> DataDrift {
         test.is_drifted = false;
         test.drift_severity = None;
     }
+    report.multivariate.is_drifted = false;
+    report.multivariate.drift_severity = None;
     report
 }
 
@@ -436,6 +460,32 @@ mod tests {
         assert!(report.drifted_features.is_empty());
         assert_eq!(report.drift_summary.tested_features, 2);
         assert_eq!(report.alpha_corrected, 0.01 / 2.0);
+    }
+
+    #[test]
+    fn inputs_leaving_their_band_make_drift_unless_the_verdict_cannot_be_one() {
+        let r = [numeric("a", spread(500, 0.0))];
+        let c = [numeric("a", spread(200, 0.0))];
+        let report = run(&r, &c);
+        assert_eq!(report.multivariate.status, Status::NotComparable);
+        let mut band_left = Multivariate::not_comparable("", 500, 200);
+        band_left.status = Status::Tested;
+        band_left.is_drifted = true;
+        band_left.drift_severity = Some(Severity::Moderate);
+        let drifted = with_multivariate(report.clone(), band_left.clone());
+        assert_eq!(drifted.verdict, Verdict::Drift);
+        assert!(drifted.drift_detected);
+        assert_eq!(drifted.severity, Some(Severity::Moderate));
+        assert!(drifted.drifted_features.is_empty());
+        let without = as_no_reference(with_multivariate(report.clone(), band_left.clone()));
+        assert_eq!(without.verdict, Verdict::NoReference);
+        assert!(!without.multivariate.is_drifted);
+        let mut small = report;
+        small.verdict = Verdict::InsufficientData;
+        assert_eq!(
+            with_multivariate(small, band_left).verdict,
+            Verdict::InsufficientData
+        );
     }
 
     #[test]

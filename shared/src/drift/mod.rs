@@ -1,10 +1,12 @@
-//! Drift (DESIGN.md §6a), pure: the settings, the feature columns, the data verdict and
-//! model drift from labels. The drift function reads the windows and references and
-//! stores the runs; everything it decides is decided here, without a table.
+//! Drift (DESIGN.md §6a), pure: the settings, the feature columns, the data verdict, the
+//! multivariate check on the inputs and model drift from labels. The drift function
+//! reads the windows and references and stores the runs; everything it decides is
+//! decided here, without a table.
 
 pub mod columns;
 pub mod data;
 pub mod model;
+pub mod multivariate;
 pub mod reference;
 pub mod settings;
 
@@ -41,7 +43,12 @@ pub fn sample_indices(n: usize, k: usize, seed: u64) -> Vec<usize> {
 
 /// A stable 64-bit seed from text (FNV-1a): a run's sample depends on what it checks.
 pub fn seed_of(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+    fnv1a(text.as_bytes())
+}
+
+/// FNV-1a, 64 bits: stable across versions and machines, unlike std's hasher.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
 }

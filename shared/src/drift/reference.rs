@@ -4,6 +4,9 @@
 //! `references/<model>/<version>/production.json`.
 
 use super::columns::{Column, PREDICTED_DIGIT, Values};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use inferloop_preprocess::INPUT_LEN;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -85,11 +88,40 @@ pub struct ProductionReference {
     pub to: Option<String>,
     pub numeric: BTreeMap<String, Vec<f64>>,
     pub categorical: BTreeMap<String, Vec<String>>,
+    /// The predictions' preprocessed inputs (784 bytes each), concatenated, in base64:
+    /// what the multivariate check fits its components on. A JSON array of them would be
+    /// three times the size. Empty for a reference set from records, which have none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub inputs: String,
 }
 
 impl ProductionReference {
     pub fn key(model: &str, version: &str) -> String {
         format!("references/{model}/{version}/production.json")
+    }
+
+    /// `inputs` as [`ProductionReference::inputs`] keeps them.
+    pub fn encode_inputs(inputs: &[&[u8; INPUT_LEN]]) -> String {
+        STANDARD.encode(
+            inputs
+                .iter()
+                .flat_map(|input| input.iter().copied())
+                .collect::<Vec<u8>>(),
+        )
+    }
+
+    /// The stored inputs; none when there are none or they do not decode whole.
+    pub fn inputs(&self) -> Vec<[u8; INPUT_LEN]> {
+        let Ok(bytes) = STANDARD.decode(&self.inputs) else {
+            return Vec::new();
+        };
+        if bytes.len() % INPUT_LEN != 0 {
+            return Vec::new();
+        }
+        bytes
+            .chunks_exact(INPUT_LEN)
+            .filter_map(|chunk| chunk.try_into().ok())
+            .collect()
     }
 
     pub fn columns(&self) -> Vec<Column> {
@@ -178,11 +210,28 @@ mod tests {
             to: None,
             numeric,
             categorical,
+            inputs: String::new(),
         };
         let back: ProductionReference =
             serde_json::from_str(&serde_json::to_string(&reference).unwrap()).unwrap();
         assert_eq!(back, reference);
         assert_eq!(back.columns().len(), 2);
+        assert!(back.inputs().is_empty());
+        let (mut a, mut b) = ([0u8; INPUT_LEN], [0u8; INPUT_LEN]);
+        a[400] = 255;
+        b[0] = 7;
+        let with_inputs = ProductionReference {
+            inputs: ProductionReference::encode_inputs(&[&a, &b]),
+            ..reference
+        };
+        let back: ProductionReference =
+            serde_json::from_str(&serde_json::to_string(&with_inputs).unwrap()).unwrap();
+        assert_eq!(back.inputs(), vec![a, b]);
+        let damaged = ProductionReference {
+            inputs: "AAAA".into(),
+            ..back
+        };
+        assert!(damaged.inputs().is_empty(), "3 bytes are not one input");
         assert_eq!(
             ProductionReference::key("mnist", "v1.0"),
             "references/mnist/v1.0/production.json"

@@ -19,6 +19,8 @@ pub enum Correction {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+// A stored document from before a setting existed reads with that setting's default.
+#[serde(default)]
 pub struct DriftSettings {
     pub alpha: f64,
     pub correction: Correction,
@@ -46,6 +48,11 @@ pub struct DriftSettings {
     pub f1_drop_threshold: f64,
     /// Labelled predictions a window needs before model drift from labels is judged.
     pub min_labels: usize,
+    /// The multivariate check (drift/multivariate.rs): the share of the reference
+    /// inputs' variance its principal components keep (NannyML's default, 0.65), and
+    /// the band's half-width in standard errors of the window's mean error.
+    pub pca_variance_share: f64,
+    pub pca_threshold_sigma: f64,
 }
 
 impl Default for DriftSettings {
@@ -66,6 +73,8 @@ impl Default for DriftSettings {
             accuracy_drop_threshold: 0.05,
             f1_drop_threshold: 0.05,
             min_labels: 30,
+            pca_variance_share: 0.65,
+            pca_threshold_sigma: 3.0,
         }
     }
 }
@@ -164,6 +173,8 @@ impl DriftSettings {
         )?;
         within("f1_drop_threshold", self.f1_drop_threshold, 0.0, 1.0)?;
         count("min_labels", self.min_labels, 1, 100_000)?;
+        within("pca_variance_share", self.pca_variance_share, 0.0, 0.99)?;
+        within("pca_threshold_sigma", self.pca_threshold_sigma, 0.0, 10.0)?;
         Ok(())
     }
 
@@ -204,6 +215,8 @@ impl DriftSettings {
             change.accuracy_drop_threshold,
         );
         set(&mut next.f1_drop_threshold, change.f1_drop_threshold);
+        set(&mut next.pca_variance_share, change.pca_variance_share);
+        set(&mut next.pca_threshold_sigma, change.pca_threshold_sigma);
         if let Some(correction) = change.correction {
             next.correction = correction;
         }
@@ -289,6 +302,8 @@ pub struct SettingsChange {
     pub accuracy_drop_threshold: Option<f64>,
     pub f1_drop_threshold: Option<f64>,
     pub min_labels: Option<f64>,
+    pub pca_variance_share: Option<f64>,
+    pub pca_threshold_sigma: Option<f64>,
     /// The seed sends it; settings are per model, named by the route's `model_name`.
     pub model_name: Option<String>,
 }
@@ -312,6 +327,11 @@ mod tests {
         assert_eq!(shown["ks_threshold"], 0.01);
         assert_eq!(shown["psi_threshold"], 0.1);
         assert_eq!(shown["detection_window_days"], 1.0);
+        // A document stored before the multivariate settings existed still reads.
+        let mut older = serde_json::to_value(&defaults).unwrap();
+        older.as_object_mut().unwrap().remove("pca_variance_share");
+        let read: DriftSettings = serde_json::from_value(older).unwrap();
+        assert_eq!(read.pca_variance_share, 0.65);
     }
 
     #[test]
@@ -345,6 +365,8 @@ mod tests {
             (r#"{"psi_minor_threshold": 0.3}"#, "psi_moderate_threshold"),
             (r#"{"drift_share": 1.5}"#, "drift_share"),
             (r#"{"detection_window_hours": 0}"#, "detection_window_hours"),
+            (r#"{"pca_variance_share": 1}"#, "pca_variance_share"),
+            (r#"{"pca_threshold_sigma": 0}"#, "pca_threshold_sigma"),
             (
                 r#"{"ks_threshold": 0.05, "chi2_threshold": 0.01}"#,
                 "chi2_threshold",

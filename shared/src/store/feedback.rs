@@ -138,64 +138,30 @@ impl FeedbackStore {
         out.item().map(from_item).transpose()
     }
 
-    /// The feedback of each of `prediction_ids` that has one: BatchGetItem, 100 keys a
-    /// call, unprocessed keys asked again (at most a few rounds; what is left is an error
-    /// rather than a silently smaller answer).
+    /// The feedback of each of `prediction_ids` that has one (`batch_get`).
     pub async fn get_many(
         &self,
         prediction_ids: &[String],
     ) -> Result<Vec<FeedbackItem>, StoreError> {
-        use aws_sdk_dynamodb::types::KeysAndAttributes;
-        let mut found = Vec::new();
-        for chunk in prediction_ids.chunks(100) {
-            let keys: Vec<Item> = chunk
-                .iter()
-                .map(|id| Item::from([("prediction_id".to_owned(), s(id))]))
-                .collect();
-            let mut pending = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(keys))
-                    .build()
-                    .map_err(|e| StoreError::Dynamo(e.to_string()))?,
-            );
-            for round in 0..5 {
-                let Some(request) = pending.take() else {
-                    break;
-                };
-                if round > 0 {
-                    tokio::time::sleep(std::time::Duration::from_millis(50 << round)).await;
-                }
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, request)
-                    .send()
-                    .await
-                    .map_err(sdk_error)?;
-                if let Some(items) = out.responses().and_then(|r| r.get(&self.table)) {
-                    for item in items {
-                        // One damaged item costs its label, not the whole window's.
-                        match from_item(item) {
-                            Ok(feedback) => found.push(feedback),
-                            Err(err) => {
-                                tracing::warn!(error = %err, "a feedback item that does not read")
-                            }
-                        }
-                    }
-                }
-                pending = out
-                    .unprocessed_keys()
-                    .and_then(|u| u.get(&self.table))
-                    .filter(|k| !k.keys().is_empty())
-                    .cloned();
-            }
-            if pending.is_some() {
-                return Err(StoreError::Dynamo(
-                    "feedback keys left unprocessed after retries".into(),
-                ));
-            }
-        }
-        Ok(found)
+        let items = super::batch_get(
+            &self.client,
+            &self.table,
+            "prediction_id",
+            prediction_ids,
+            &[],
+        )
+        .await?;
+        Ok(items
+            .iter()
+            .filter_map(|item| {
+                // One damaged item costs its label, not the whole window's.
+                from_item(item)
+                    .inspect_err(
+                        |err| tracing::warn!(error = %err, "a feedback item that does not read"),
+                    )
+                    .ok()
+            })
+            .collect())
     }
 
     /// Writes the feedback, its counters and the label mark in one transaction.

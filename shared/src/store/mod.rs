@@ -165,6 +165,75 @@ pub(crate) async fn transact_audited(
     }
 }
 
+/// The items of `table` whose key attribute `key` is each of `ids` (those that exist):
+/// BatchGetItem, 100 keys a call, unprocessed keys asked again (at most a few rounds;
+/// what is left is an error rather than a silently smaller answer). `projection` names
+/// the attributes to read (through placeholders: `input` is a reserved word), all of
+/// them when empty.
+pub(crate) async fn batch_get(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    key: &str,
+    ids: &[String],
+    projection: &[&str],
+) -> Result<Vec<Item>, StoreError> {
+    use aws_sdk_dynamodb::types::KeysAndAttributes;
+    let mut found = Vec::new();
+    for chunk in ids.chunks(100) {
+        let keys: Vec<Item> = chunk
+            .iter()
+            .map(|id| Item::from([(key.to_owned(), s(id))]))
+            .collect();
+        let mut pending = Some(
+            KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .set_projection_expression((!projection.is_empty()).then(|| {
+                    (0..projection.len())
+                        .map(|i| format!("#p{i}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }))
+                .set_expression_attribute_names((!projection.is_empty()).then(|| {
+                    projection
+                        .iter()
+                        .enumerate()
+                        .map(|(i, name)| (format!("#p{i}"), (*name).to_owned()))
+                        .collect()
+                }))
+                .build()
+                .map_err(|e| StoreError::Dynamo(e.to_string()))?,
+        );
+        for round in 0..5 {
+            let Some(request) = pending.take() else {
+                break;
+            };
+            if round > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(50 << round)).await;
+            }
+            let out = client
+                .batch_get_item()
+                .request_items(table, request)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            if let Some(items) = out.responses().and_then(|r| r.get(table)) {
+                found.extend(items.iter().cloned());
+            }
+            pending = out
+                .unprocessed_keys()
+                .and_then(|u| u.get(table))
+                .filter(|k| !k.keys().is_empty())
+                .cloned();
+        }
+        if pending.is_some() {
+            return Err(StoreError::Dynamo(format!(
+                "{table}: keys left unprocessed after retries"
+            )));
+        }
+    }
+    Ok(found)
+}
+
 pub(crate) fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
     item.get(name)
         .and_then(|v| v.as_s().ok())

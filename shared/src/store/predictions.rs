@@ -66,6 +66,9 @@ pub struct WindowRecord {
     pub model_version: String,
     pub line: String,
     pub features: DriftFeatures,
+    /// The preprocessed input (the multivariate check's data); `None` when the item's
+    /// is missing or damaged.
+    pub input: Option<[u8; INPUT_BYTES]>,
 }
 
 /// One stored prediction.
@@ -172,6 +175,28 @@ impl PredictionStore {
         out.item().map(from_item).transpose()
     }
 
+    /// The preprocessed inputs of `prediction_ids` (those that exist and read), by id.
+    pub async fn inputs(
+        &self,
+        prediction_ids: &[String],
+    ) -> Result<HashMap<String, [u8; INPUT_BYTES]>, StoreError> {
+        let items = super::batch_get(
+            &self.client,
+            &self.table,
+            "prediction_id",
+            prediction_ids,
+            &["prediction_id", "input"],
+        )
+        .await?;
+        Ok(items
+            .iter()
+            .filter_map(|item| {
+                let id = get_s(item, "prediction_id").ok()?.to_owned();
+                Some((id, input_of(item).ok()?))
+            })
+            .collect())
+    }
+
     /// The predictions of `model_name`'s `model_version` made in the hour buckets
     /// `hours` (`2026-11-23T14`, …) between `from` and `to` (RFC 3339 keys, inclusive),
     /// oldest first, through the `by_hour` index: one paginated Query per hour. A
@@ -230,7 +255,19 @@ fn window_record(item: &Item) -> Result<WindowRecord, StoreError> {
         model_version: get_s(item, "model_version")?.to_owned(),
         line: get_s(item, "line")?.to_owned(),
         features: features_of(item)?,
+        input: input_of(item).ok(),
     })
+}
+
+fn input_of(item: &Item) -> Result<[u8; INPUT_BYTES], StoreError> {
+    let input = item
+        .get("input")
+        .and_then(|v| v.as_b().ok())
+        .ok_or_else(|| StoreError::Corrupt("input missing".into()))?;
+    input
+        .as_ref()
+        .try_into()
+        .map_err(|_| StoreError::Corrupt(format!("input is {} bytes", input.as_ref().len())))
 }
 
 /// The hour buckets (`2026-11-23T14`) from `from`'s to `to`'s, oldest first; at most
@@ -368,10 +405,6 @@ fn from_item(item: &Item) -> Result<PredictionRecord, StoreError> {
         .map(|v| v.as_n().ok().and_then(|t| t.parse::<f32>().ok()))
         .collect::<Option<_>>()
         .ok_or_else(|| StoreError::Corrupt("a probability is not a number".into()))?;
-    let input = item
-        .get("input")
-        .and_then(|v| v.as_b().ok())
-        .ok_or_else(|| StoreError::Corrupt("input missing".into()))?;
     let optional = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
     Ok(PredictionRecord {
         prediction_id: get_s(item, "prediction_id")?.to_owned(),
@@ -397,10 +430,7 @@ fn from_item(item: &Item) -> Result<PredictionRecord, StoreError> {
             .copied()
             .unwrap_or(false),
         features,
-        input: input
-            .as_ref()
-            .try_into()
-            .map_err(|_| StoreError::Corrupt(format!("input is {} bytes", input.as_ref().len())))?,
+        input: input_of(item)?,
         expires_at: get_n_opt(item, "expires_at")?.unwrap_or(0),
     })
 }
