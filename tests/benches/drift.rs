@@ -11,6 +11,8 @@
 //!   distribution and under each shift: mean absolute error and how often the truth lies
 //!   in the 90 % interval (goal: error ≤ 2 points in distribution).
 //! - `ks`: `ks_2samp` on 1,000,000 vs 1,000,000 values against SciPy's in the same run.
+//! - `pca`: the multivariate check's cost: fitting the components on a reference of 500
+//!   inputs, and a window of 200's errors.
 //! - `scheduled`: the scheduled check's duration and peak memory for 5,000 stored
 //!   predictions, against the bench's own stack.
 //!
@@ -236,6 +238,40 @@ fn shifts(p: &Pools, settings: &DriftSettings) {
             100.0 * windows_flagged as f64 / SHIFT_WINDOWS as f64
         );
     }
+}
+
+fn median_ms(mut times: Vec<Duration>) -> f64 {
+    times.sort();
+    times[times.len() / 2].as_secs_f64() * 1e3
+}
+
+fn pca(p: &Pools, settings: &DriftSettings) {
+    let mut rng = Rng::new(29);
+    let reference_pool: Vec<&Photo> = p.reference.iter().collect();
+    let reference = draw(&reference_pool, REFERENCE, &mut rng);
+    let inputs: Vec<&[u8; 784]> = reference.iter().map(|x| &x.input).collect();
+    let healthy: Vec<&Photo> = p.healthy.iter().collect();
+    let window: Vec<&[u8; 784]> = draw(&healthy, 200, &mut rng)
+        .iter()
+        .map(|x| &x.input)
+        .collect();
+    let (mut fits, mut checks) = (Vec::new(), Vec::new());
+    let mut fitted = None;
+    for _ in 0..5 {
+        let started = Instant::now();
+        fitted = Some(FittedReference::fit(&inputs, settings).expect("the reference fits"));
+        fits.push(started.elapsed());
+        let started = Instant::now();
+        let result = fitted.as_ref().expect("fitted").check(&window, settings);
+        checks.push(started.elapsed());
+        assert_eq!(result.n_current, 200);
+    }
+    println!(
+        "\n## the multivariate check's cost (median of 5)\nfit on {REFERENCE} inputs: {:.1} ms ({}); a window of 200: {:.2} ms",
+        median_ms(fits),
+        fitted.expect("fitted").describe(),
+        median_ms(checks)
+    );
 }
 
 fn label_free(p: &Pools) {
@@ -471,7 +507,7 @@ async fn main() {
     if wants("ks") {
         ks();
     }
-    let needs_pools = ["false-alarms", "shifts", "label-free", "scheduled"]
+    let needs_pools = ["false-alarms", "shifts", "label-free", "scheduled", "pca"]
         .iter()
         .any(|s| wants(s));
     if !needs_pools {
@@ -480,6 +516,9 @@ async fn main() {
     let p = pools(wants("shifts") || wants("label-free"));
     if wants("scheduled") {
         scheduled(&p).await;
+    }
+    if wants("pca") {
+        pca(&p, &settings);
     }
     if wants("false-alarms") {
         false_alarms(&p, &settings);

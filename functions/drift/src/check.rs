@@ -234,6 +234,11 @@ pub async fn ensure_production_reference(
         .await?;
     let known: std::collections::BTreeSet<String> =
         progress.collected.iter().map(|c| c.1.clone()).collect();
+    // This scan's inputs, for a capture that completes now (progress keeps none).
+    let mut inputs: std::collections::HashMap<String, [u8; INPUT_BYTES]> = found
+        .iter()
+        .filter_map(|r| Some((r.prediction_id.clone(), r.input?)))
+        .collect();
     for record in found {
         if !known.contains(&record.prediction_id) {
             progress
@@ -244,10 +249,15 @@ pub async fn ensure_production_reference(
     progress.collected.sort_by(|a, b| a.0.cmp(&b.0));
     if progress.collected.len() >= settings.reference_size {
         progress.collected.truncate(settings.reference_size);
-        // The inputs are read now, not kept with the progress: 784 bytes a prediction
-        // would not fit one Config item.
-        let ids: Vec<String> = progress.collected.iter().map(|c| c.1.clone()).collect();
-        let inputs = app.predictions.inputs(&ids).await?;
+        // Inputs of earlier runs' scans are read now, not kept with the progress: 784
+        // bytes a prediction would not fit one Config item.
+        let missing: Vec<String> = progress
+            .collected
+            .iter()
+            .filter(|c| !inputs.contains_key(&c.1))
+            .map(|c| c.1.clone())
+            .collect();
+        inputs.extend(app.predictions.inputs(&missing).await?);
         let records: Vec<WindowRecord> = progress
             .collected
             .iter()

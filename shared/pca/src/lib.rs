@@ -387,42 +387,4 @@ mod tests {
         assert!(errors[0] < 1e-12, "{errors:?}");
         assert!((errors[1] - 2.0).abs() < 1e-2, "{errors:?}");
     }
-
-    /// A 500 × 784 fit and the errors of 1,000 rows, timed:
-    /// `cargo test -p inferloop-pca -- --ignored --nocapture` (dev: this crate is at
-    /// opt-level 2 there), or with `--profile measure` for release speed. Uniform sparse
-    /// noise, so k is large (~160): a worst case for the error matmuls.
-    #[test]
-    #[ignore]
-    fn timing_784() {
-        // Deterministic sparse "images": xorshift, most pixels 0.
-        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
-        let mut image = |_| {
-            let r = next();
-            if r % 5 == 0 {
-                (r >> 8) as f64 % 256.0 / 255.0
-            } else {
-                0.0
-            }
-        };
-        let fit: Vec<f64> = (0..500 * 784).map(&mut image).collect();
-        let test: Vec<f64> = (0..1000 * 784).map(&mut image).collect();
-        let start = std::time::Instant::now();
-        let pca = Pca::fit(&fit, 784, 0.65).unwrap();
-        let fitted = start.elapsed();
-        let errors = pca.reconstruction_errors(&test).unwrap();
-        let total = start.elapsed();
-        eprintln!(
-            "fit 500×784: {fitted:?} (k = {}); errors of 1000 rows: {:?}",
-            pca.components(),
-            total - fitted
-        );
-        assert_eq!(errors.len(), 1000);
-    }
 }

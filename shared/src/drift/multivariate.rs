@@ -27,6 +27,7 @@ use super::settings::DriftSettings;
 use inferloop_pca::Pca;
 use inferloop_preprocess::INPUT_LEN;
 use serde::Serialize;
+use statrs::statistics::Statistics;
 
 pub const METHOD: &str = "pca_reconstruction_error";
 
@@ -87,13 +88,6 @@ fn pixels(inputs: &[&[u8; INPUT_LEN]]) -> Vec<f64> {
         .collect()
 }
 
-fn mean_and_sd(values: &[f64]) -> (f64, f64) {
-    let n = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    let variance = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    (mean, variance.sqrt())
-}
-
 /// The components fitted on a reference's inputs and the errors of its held-out half:
 /// made once per reference, used for any number of windows.
 #[derive(Clone)]
@@ -146,7 +140,8 @@ impl FittedReference {
         let errors = pca
             .reconstruction_errors(&pixels(&held_out))
             .map_err(|err| not_comparable(format!("the reference's inputs: {err}")))?;
-        let (error_mean, error_sd) = mean_and_sd(&errors);
+        // std_dev: the sample standard deviation (n - 1).
+        let (error_mean, error_sd) = (errors.iter().mean(), errors.iter().std_dev());
         let mut fitted_hashes: Vec<u64> = fitted
             .iter()
             .map(|input| super::fnv1a(input.as_slice()))
@@ -189,9 +184,10 @@ impl FittedReference {
                     .is_err()
             })
             .collect();
+        let n_compared = compared.len();
         let mut result = Multivariate::not_comparable("", self.n_reference, n_current);
-        result.n_left_out = n_current - compared.len();
-        if compared.len() < settings.min_samples.max(2) {
+        result.n_left_out = n_current - n_compared;
+        if n_compared < settings.min_samples.max(2) {
             result.status = Status::InsufficientData;
             result.reason = Some(format!(
                 "fewer than min_samples ({}) inputs that are not the reference's own",
@@ -199,12 +195,11 @@ impl FittedReference {
             ));
             return result;
         }
-        let n_compared = compared.len();
         let Ok(errors) = self.pca.reconstruction_errors(&pixels(&compared)) else {
             result.reason = Some("the inputs do not match the components".into());
             return result;
         };
-        let (window_error, _) = mean_and_sd(&errors);
+        let window_error = errors.iter().mean();
         let spread =
             self.error_sd * (1.0 / n_compared as f64 + 1.0 / self.n_held_out as f64).sqrt();
         let half_width = settings.pca_threshold_sigma * spread;
