@@ -17,7 +17,9 @@ pub mod http;
 pub mod model;
 pub mod notify;
 pub mod retry;
+pub mod rng;
 pub mod service;
+pub mod settings;
 #[cfg(feature = "stats")]
 pub mod stats;
 pub mod store;

@@ -6,6 +6,8 @@
 //! hour, so 0.05 would mean about one false alarm a day per line, where the goal
 //! is at most 1 % of in-distribution windows. 0.05 remains one `POST /drift/config` away.
 
+pub use crate::settings::InvalidSetting;
+use crate::settings::{check, count, within};
 use serde::{Deserialize, Serialize};
 
 /// How the per-feature p-values are corrected for testing several features at once.
@@ -77,41 +79,6 @@ impl Default for DriftSettings {
             pca_threshold_sigma: 3.0,
         }
     }
-}
-
-/// A setting that is out of its range: the key and why, for a 422 that names it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{key}: {reason}")]
-pub struct InvalidSetting {
-    pub key: &'static str,
-    pub reason: String,
-}
-
-fn check(key: &'static str, ok: bool, reason: impl Into<String>) -> Result<(), InvalidSetting> {
-    if ok {
-        Ok(())
-    } else {
-        Err(InvalidSetting {
-            key,
-            reason: reason.into(),
-        })
-    }
-}
-
-fn within(key: &'static str, value: f64, low: f64, high: f64) -> Result<(), InvalidSetting> {
-    check(
-        key,
-        value.is_finite() && value > low && value <= high,
-        format!("must be above {low} and at most {high}, got {value}"),
-    )
-}
-
-fn count(key: &'static str, value: usize, low: usize, high: usize) -> Result<(), InvalidSetting> {
-    check(
-        key,
-        (low..=high).contains(&value),
-        format!("must be a whole number from {low} to {high}, got {value}"),
-    )
 }
 
 impl DriftSettings {

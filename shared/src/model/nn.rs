@@ -11,6 +11,8 @@
 //! without the batch), so a flatten between the convolutions and the dense
 //! layers needs no reordering and the ONNX `Flatten` means the same thing.
 
+use crate::rng::SplitMix64;
+
 /// One layer; parameters live in the network's flat vector, in ONNX layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -491,19 +493,19 @@ impl Adam {
     }
 }
 
-/// SplitMix64: tiny, fast, and the same stream on every machine, which is all
-/// deterministic training needs (no dependency on a crate's algorithm choices).
+/// The trainer's draws from the shared SplitMix64 (crate::rng): the same stream on
+/// every machine, which is all deterministic training needs.
 #[derive(Debug, Clone)]
-pub struct Rng(u64);
+pub struct Rng(SplitMix64);
 
 impl Rng {
     pub fn new(seed: u64) -> Self {
-        Self(seed)
+        Self(SplitMix64::new(seed))
     }
 
     /// A generator for a sub-task, independent of how many numbers others drew.
     pub fn derive(seed: u64, a: u64, b: u64) -> Self {
-        let mut r = Self(
+        let mut r = Self::new(
             seed ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F),
         );
         r.next_u64();
@@ -511,11 +513,7 @@ impl Rng {
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// Uniform in [0, 1).

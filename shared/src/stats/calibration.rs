@@ -24,9 +24,8 @@
 //!   `Σ c_i (1 − c_i) / n²`;
 //! - the calibrator's own error, from the finite calibration set: the variance of `ĉ` over
 //!   [`BOOTSTRAP_RESAMPLES`] bootstrap resamples of the calibration set, each refitted.
-//!   The resamples come from a SplitMix64 with a fixed seed (a few lines here, so the
-//!   estimate is the same on every run and machine, with no generator crate's stream to
-//!   depend on).
+//!   The resamples come from the shared SplitMix64 (crate::rng) with a fixed seed, so
+//!   the estimate is the same on every run and machine.
 //!
 //! The interval is `ĉ ± z·√(v_outcomes + v_calibrator)`, z the normal quantile of the
 //! confidence (statrs), clipped to [0, 1]. It is only as good as the calibration set's
@@ -51,6 +50,7 @@
 //! Nothing panics or returns NaN: empty, mismatched, non-finite or out-of-[0, 1] input
 //! gives `None`.
 
+use crate::rng::SplitMix64;
 use serde::Serialize;
 use statrs::distribution::{ContinuousCDF, Normal};
 
@@ -65,25 +65,6 @@ const BOOTSTRAP_SEED: u64 = 0x1f2e_3d4c_5b6a_7988;
 /// Top probabilities closer than this to the first of a run are one point: scikit-learn's
 /// `_make_unique` uses `np.finfo(float64).resolution`.
 const TIE_RESOLUTION: f64 = 1e-15;
-
-/// SplitMix64 (Steele, Lea, Flood 2014), the whole generator: a fixed, documented stream.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A uniform index below `n` (Lemire's multiply-shift; its bias, below n / 2⁶⁴, does
-    /// not matter to a bootstrap).
-    fn below(&mut self, n: usize) -> usize {
-        ((u128::from(self.next_u64()) * n as u128) >> 64) as usize
-    }
-}
 
 /// One of scikit-learn's merged points: a top probability and, for the points merged
 /// into it, how many were right and how many there were.
@@ -314,7 +295,7 @@ impl Calibrator {
             }
         }
         let n = window.len() as f64;
-        let mut rng = SplitMix64(BOOTSTRAP_SEED);
+        let mut rng = SplitMix64::new(BOOTSTRAP_SEED);
         let mut drawn = vec![(0.0f64, 0.0f64); self.points.len()];
         let mut resample = Vec::with_capacity(self.points.len());
         let mut means = Vec::with_capacity(BOOTSTRAP_RESAMPLES);
@@ -435,7 +416,7 @@ mod tests {
     /// Share of windows whose realised accuracy the 90 % interval covers, each window
     /// estimated with a calibrator fitted on a fresh calibration set.
     fn coverage(seed: u64, windows: usize, calibration_size: usize, window_size: usize) -> f64 {
-        let mut rng = SplitMix64(seed);
+        let mut rng = SplitMix64::new(seed);
         let mut covered = 0;
         for _ in 0..windows {
             let (top, correct) = draw(&mut rng, calibration_size);
