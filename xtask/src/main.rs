@@ -131,6 +131,7 @@ async fn run(task: Task) -> Result<()> {
                 ("stats_vectors.py", "drift.json"),
                 ("stats_vectors_calibration.py", "calibration.json"),
                 ("stats_vectors_pca.py", "pca.json"),
+                ("stats_vectors_paired.py", "paired.json"),
             ] {
                 let out = root.join("shared/src/stats/vectors").join(vectors);
                 let status = std::process::Command::new(venv.bin("python"))

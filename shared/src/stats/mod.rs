@@ -16,11 +16,15 @@
 //!   asymptotic, as `scipy.stats.ks_2samp` chooses).
 //! - [`calibration`]: the label-free accuracy estimate (isotonic calibration of the top
 //!   probability, expected accuracy with an interval), checked against scikit-learn.
+//! - [`paired`]: two models on the same samples (McNemar's exact test, Newcombe's
+//!   interval for the accuracy difference, the minimum detectable difference), checked
+//!   against SciPy: what the promotion gate judges with.
 
 pub mod calibration;
 pub mod drift;
 pub mod ks;
 pub mod metrics;
+pub mod paired;
 pub mod significance;
 #[cfg(test)]
 mod testing;
