@@ -121,7 +121,7 @@ pub async fn run(root: &Path, filters: &[String]) -> Result<()> {
     );
 
     let focused = !filters.is_empty();
-    let mut run = Run::new(if focused { 4 } else { 7 });
+    let mut run = Run::new(if focused { 4 } else { 8 });
     if !focused {
         lint(&mut run, root, &venv, &cargo).await;
     }
@@ -226,7 +226,7 @@ pub async fn run(root: &Path, filters: &[String]) -> Result<()> {
     run.finish()
 }
 
-/// cfn-lint, rustfmt and clippy: what a focused run leaves out.
+/// cfn-lint, rustfmt, the feature-set check and clippy: what a focused run leaves out.
 async fn lint(run: &mut Run, root: &Path, venv: &Venv, cargo: &str) {
     run.step("cfn-lint template.yaml", || async {
         let status = Command::new(venv.bin("cfn-lint"))
@@ -247,6 +247,26 @@ async fn lint(run: &mut Run, root: &Path, venv: &Venv, cargo: &str) {
                 .current_dir(root),
         )
     })
+    .await;
+    run.step(
+        "one feature set per dependency (shared/workspace-hack)",
+        || async {
+            let mut packages = function_binaries(root)?;
+            packages.push("xtask".into());
+            let differences = crate::unified::differences(cargo, root, &packages)?;
+            if differences.is_empty() {
+                return Ok(());
+            }
+            for line in &differences {
+                println!("  {line}");
+            }
+            bail!(
+                "{} crate(s) would be rebuilt for a function alone: add the workspace's \
+                 features to shared/workspace-hack/Cargo.toml",
+                differences.len()
+            )
+        },
+    )
     .await;
     run.step(
         "cargo clippy --workspace --all-targets -- -D warnings",

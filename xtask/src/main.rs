@@ -19,6 +19,7 @@ mod process;
 mod services;
 mod template;
 mod train;
+mod unified;
 mod venv;
 mod watch;
 
