@@ -7,8 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
 
-/// `name version` → features, for every external crate in the graph `args` selects.
-fn resolved(cargo: &str, root: &Path, args: &[&str]) -> Result<BTreeMap<String, String>> {
+/// `name version` → its feature sets, for every external crate in the graph `args`
+/// selects. A crate can appear with two: one built for the target, one for the host
+/// (a build script's or a proc macro's dependency).
+fn resolved(cargo: &str, root: &Path, args: &[&str]) -> Result<BTreeMap<String, BTreeSet<String>>> {
     let output = Command::new(cargo)
         .args(["tree", "--prefix", "none", "--format", "{p}|{f}"])
         .args(args)
@@ -22,15 +24,21 @@ fn resolved(cargo: &str, root: &Path, args: &[&str]) -> Result<BTreeMap<String, 
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    Ok(String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| {
-            let (package, features) = line.trim_end_matches(" (*)").split_once('|')?;
-            // Workspace members (a path after the version) may differ on purpose:
-            // `inferloop`'s features are what each function links.
-            (!package.contains(" (/")).then(|| (package.to_owned(), features.to_owned()))
-        })
-        .collect())
+    let mut crates: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let Some((package, features)) = line.trim_end_matches(" (*)").split_once('|') else {
+            continue;
+        };
+        // Workspace members (a path after the version) may differ on purpose:
+        // `inferloop`'s features are what each function links.
+        if !package.contains(" (/") {
+            crates
+                .entry(package.to_owned())
+                .or_default()
+                .insert(features.to_owned());
+        }
+    }
+    Ok(crates)
 }
 
 /// Each package's differences from the workspace build, as lines to print.
@@ -39,20 +47,18 @@ pub fn differences(cargo: &str, root: &Path, packages: &[String]) -> Result<Vec<
     let mut lines = Vec::new();
     for package in packages {
         let own = resolved(cargo, root, &["-p", package, "-e", "normal,build"])?;
-        for (crate_version, features) in own {
-            match workspace.get(&crate_version) {
-                Some(wanted) if *wanted == features => {}
-                wanted => {
-                    let wanted: BTreeSet<&str> =
-                        wanted.map(|w| w.split(',').collect()).unwrap_or_default();
-                    let has: BTreeSet<&str> = features.split(',').collect();
-                    let missing: Vec<&str> = wanted.difference(&has).copied().collect();
-                    lines.push(format!(
-                        "{package}: {crate_version} lacks [{}] (the workspace build has [{}])",
-                        missing.join(","),
-                        wanted.iter().copied().collect::<Vec<_>>().join(",")
-                    ));
-                }
+        for (crate_version, feature_sets) in own {
+            let wanted = workspace.get(&crate_version).cloned().unwrap_or_default();
+            for features in feature_sets.difference(&wanted) {
+                lines.push(format!(
+                    "{package}: {crate_version} with [{features}], which the workspace build \
+                     never has (it has {})",
+                    wanted
+                        .iter()
+                        .map(|w| format!("[{w}]"))
+                        .collect::<Vec<_>>()
+                        .join(" and ")
+                ));
             }
         }
     }
