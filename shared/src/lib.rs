@@ -12,6 +12,8 @@ pub mod domain;
 #[cfg(feature = "stats")]
 pub mod drift;
 pub mod error;
+#[cfg(feature = "stats")]
+pub mod gate;
 pub mod http;
 #[cfg(feature = "model")]
 pub mod model;

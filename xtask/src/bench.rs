@@ -133,10 +133,11 @@ pub async fn run(root: &Path, name: &str, sections: &[String]) -> Result<()> {
     // `alerts` waits on moto (Python) in every step it times, so optimising our code
     // moves none of its figures; the dev profile spares it the release build of the
     // whole tree (fat LTO: a quarter of an hour here). docs/benchmarks.md says so.
+    // `gate` counts decisions, it times nothing.
     // drift measures our own code (statistics, preprocessing), so it is optimised, but
     // in the `measure` profile: release without fat LTO (Cargo.toml says why).
     let profile: &[&str] = match name {
-        "alerts" => &["--profile", "dev"],
+        "alerts" | "gate" => &["--profile", "dev"],
         "drift" => &["--profile", "measure"],
         _ => &[],
     };
