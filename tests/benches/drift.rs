@@ -430,7 +430,12 @@ async fn scheduled(p: &Pools) {
     .await
     .expect("publish");
     store
-        .promote(&model, &version, true, "bench")
+        .promote(
+            &model,
+            &version,
+            true,
+            &inferloop::store::models::Promotion::published("test", inferloop::time::now_rfc3339()),
+        )
         .await
         .expect("promote");
     let predictions = PredictionStore::new(

@@ -8,7 +8,7 @@
 use inferloop::domain::Role;
 use inferloop::model::registry::{self, Artifacts};
 use inferloop::notify::store::AlertStore;
-use inferloop::store::models::ModelStore;
+use inferloop::store::models::{ModelStore, Promotion};
 use inferloop::store::predictions::PredictionStore;
 use integration_tests::traffic::{self, Photo};
 use integration_tests::{drift_app, json_of, request, root, stack_var, token_for, unique_username};
@@ -55,7 +55,12 @@ async fn setup(settings: Value) -> Setup {
     .await
     .expect("publish v1 under the test's name");
     store
-        .promote(&model, &version, true, "drift-test")
+        .promote(
+            &model,
+            &version,
+            true,
+            &Promotion::published("test", inferloop::time::now_rfc3339()),
+        )
         .await
         .expect("promote");
     let app = drift_app(&model).await;

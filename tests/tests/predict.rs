@@ -9,7 +9,9 @@ use inferloop::model::infer::onnx_to_nnef;
 use inferloop::model::preprocess::preprocess_bytes;
 use inferloop::model::registry::{self, Artifacts, Published, RegistryError};
 use inferloop::store::StoreError;
-use inferloop::store::models::ModelStore;
+use inferloop::store::models::{
+    ChangeKind, ModelStore, ModelVersion, Promotion, Stage, rollback_target,
+};
 use inferloop::store::predictions::PredictionStore;
 use integration_tests::*;
 use serde_json::{Value, json};
@@ -598,11 +600,149 @@ async fn private_registry() -> String {
                 .unwrap();
         assert_eq!(published, Published::Registered);
         store
-            .promote(&name, &version, line == "v2", "t")
+            .promote(
+                &name,
+                &version,
+                line == "v2",
+                &Promotion::published("test", inferloop::time::now_rfc3339()),
+            )
             .await
             .unwrap();
     }
     name
+}
+
+#[tokio::test]
+async fn every_pointer_change_is_kept_and_says_which_version_served_when() {
+    let name = private_registry().await;
+    let (store, _, _) = registry_clients().await;
+    let published = store.history(&name, Some("v2")).await.unwrap();
+    assert_eq!(published.len(), 1, "{published:?}");
+    assert_eq!(
+        (published[0].from.as_deref(), published[0].to.as_str()),
+        (None, "v2.0")
+    );
+    assert_eq!(published[0].kind, ChangeKind::Published);
+    assert_eq!(store.history(&name, None).await.unwrap().len(), 2);
+
+    // A retrained candidate of line v2, registered in staging, promoted by the gate.
+    let parent = store.get_version(&name, "v2.0").await.unwrap().unwrap();
+    let candidate = ModelVersion {
+        version: "v2.1".into(),
+        stage: Stage::Staging,
+        parent: Some("v2.0".into()),
+        ..parent.clone()
+    };
+    store.put_version(&candidate).await.unwrap();
+    let before_promotion = inferloop::time::now_rfc3339();
+    let gated = Promotion {
+        actor: "admin-1".into(),
+        reason: "retrained on feedback".into(),
+        kind: ChangeKind::Gated,
+        gate_report_sha256: Some("ab".repeat(32)),
+        at: inferloop::time::now_rfc3339(),
+    };
+    let (pointer, change) = store
+        .promote(&name, &candidate, false, &gated)
+        .await
+        .unwrap()
+        .expect("a change");
+    assert_eq!(pointer.version_of("v2"), Some("v2.1"));
+    assert_eq!(
+        pointer.default_line.as_deref(),
+        Some("v2"),
+        "the default line kept"
+    );
+    assert_eq!(
+        (change.from.as_deref(), change.to.as_str()),
+        (Some("v2.0"), "v2.1")
+    );
+    // Promoting what already serves changes nothing and records nothing.
+    assert_eq!(
+        store
+            .promote(&name, &candidate, false, &gated)
+            .await
+            .unwrap(),
+        None
+    );
+
+    let history = store.history(&name, Some("v2")).await.unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0], change, "newest first");
+    assert_eq!(
+        history[0].gate_report_sha256.as_deref(),
+        Some("ab".repeat(32).as_str())
+    );
+    let served = |at: String| {
+        let store = &store;
+        let name = &name;
+        async move {
+            store
+                .served_at(name, "v2", &at)
+                .await
+                .unwrap()
+                .map(|change| change.to)
+        }
+    };
+    assert_eq!(served(before_promotion).await.as_deref(), Some("v2.0"));
+    assert_eq!(served(change.at.clone()).await.as_deref(), Some("v2.1"));
+    assert_eq!(
+        served(inferloop::time::now_rfc3339()).await.as_deref(),
+        Some("v2.1")
+    );
+    assert_eq!(served("2001-01-01T00:00:00.000000Z".into()).await, None);
+
+    let stages = |versions: Vec<ModelVersion>| {
+        versions
+            .into_iter()
+            .map(|v| (v.version, v.stage))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        stages(store.versions(&name).await.unwrap()),
+        [
+            ("v1.0".to_string(), Stage::Production),
+            ("v2.0".to_string(), Stage::Archived),
+            ("v2.1".to_string(), Stage::Production),
+        ]
+    );
+
+    // A rollback returns to the version that served before, and is itself recorded.
+    let target = rollback_target(&history, "v2.1").expect("a previous version");
+    assert_eq!(target, "v2.0");
+    let previous = store.get_version(&name, target).await.unwrap().unwrap();
+    let rollback = Promotion {
+        actor: "admin-2".into(),
+        reason: "v2.1 misreads sevens".into(),
+        kind: ChangeKind::Rollback,
+        gate_report_sha256: None,
+        at: inferloop::time::now_rfc3339(),
+    };
+    store
+        .promote(&name, &previous, false, &rollback)
+        .await
+        .unwrap()
+        .unwrap();
+    let history = store.history(&name, None).await.unwrap();
+    assert_eq!(history.len(), 4);
+    assert_eq!(
+        (
+            history[0].kind,
+            history[0].from.as_deref(),
+            history[0].to.as_str()
+        ),
+        (ChangeKind::Rollback, Some("v2.1"), "v2.0")
+    );
+    assert_eq!(history[0].actor, "admin-2");
+    assert_eq!(
+        stages(store.versions(&name).await.unwrap())[1..],
+        [
+            ("v2.0".to_string(), Stage::Production),
+            ("v2.1".to_string(), Stage::Archived),
+        ]
+    );
+    // Line v1 was never touched; its history is its publication alone.
+    assert_eq!(store.history(&name, Some("v1")).await.unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -680,7 +820,15 @@ async fn a_promotion_reaches_a_running_function_without_a_redeploy() {
     // (which names the version) does not hand back v2's answer.
     let (store, _, _) = registry_clients().await;
     let v1 = store.get_version(&name, "v1.0").await.unwrap().unwrap();
-    store.promote(&name, &v1, true, "t").await.unwrap();
+    store
+        .promote(
+            &name,
+            &v1,
+            true,
+            &Promotion::published("test", inferloop::time::now_rfc3339()),
+        )
+        .await
+        .unwrap();
     let (status, body, _) = call_predict(&app, send()).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["model"]["version"], "v1.0");
@@ -699,7 +847,15 @@ async fn a_promotion_reaches_a_running_function_without_a_redeploy() {
     let (_, body, _) = call_predict(&cached, send()).await;
     assert_eq!(body["model"]["version"], "v1.0");
     let v2 = store.get_version(&name, "v2.0").await.unwrap().unwrap();
-    store.promote(&name, &v2, true, "t").await.unwrap();
+    store
+        .promote(
+            &name,
+            &v2,
+            true,
+            &Promotion::published("test", inferloop::time::now_rfc3339()),
+        )
+        .await
+        .unwrap();
     let (_, body, _) = call_predict(&cached, send()).await;
     assert_eq!(
         body["model"]["version"], "v1.0",

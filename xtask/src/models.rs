@@ -9,7 +9,7 @@ use crate::template::Template;
 use crate::{local_aws, paths};
 use anyhow::{Context, Result};
 use inferloop::model::registry::{self, Artifacts, Published};
-use inferloop::store::models::ModelStore;
+use inferloop::store::models::{ModelStore, Promotion};
 use std::path::Path;
 
 /// The model name the template gives predict (`MODEL_NAME`).
@@ -85,7 +85,7 @@ async fn publish_to(
                     MODEL_NAME,
                     &version,
                     version.line == DEFAULT_LINE,
-                    &inferloop::time::now_rfc3339(),
+                    &Promotion::published("cargo xtask", inferloop::time::now_rfc3339()),
                 )
                 .await
                 .with_context(|| format!("promoting {}", version.version))?;

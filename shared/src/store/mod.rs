@@ -6,6 +6,7 @@ pub mod cursor;
 pub mod drift_runs;
 pub mod feedback;
 pub mod guards;
+pub mod jobs;
 pub mod models;
 pub mod predictions;
 pub mod users;
@@ -269,4 +270,16 @@ where
     err.as_service_error()
         .and_then(|e| e.code())
         .is_some_and(|code| code == "ConditionalCheckFailedException")
+}
+
+/// Whether a TransactWriteItems failed because DynamoDB cancelled it (a condition, or a
+/// conflicting transaction): nothing was written.
+pub(crate) fn is_cancelled<R>(
+    err: &aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+        R,
+    >,
+) -> bool {
+    err.as_service_error()
+        .is_some_and(|e| e.is_transaction_canceled_exception())
 }

@@ -3,13 +3,17 @@
 //! line and which line `/predict` serves.
 //!
 //! The pointer is one item on purpose: predict re-reads it (at most once a minute) with
-//! a single GetItem, and a promotion changes it, the promoted version's stage and the
-//! replaced version's stage in one transaction, so no reader sees half a promotion.
+//! a single GetItem, and a promotion changes it, the promoted version's stage, the
+//! replaced version's stage and the history of changes (`models/history.rs`) in one transaction,
+//! so no reader sees half a promotion and no promotion goes unrecorded.
 
 use super::{Item, StoreError, get_s, n, s, sdk_error};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use std::collections::BTreeMap;
+
+mod history;
+pub use history::{ChangeKind, PointerChange, Promotion, rollback_target};
 
 /// The sort key of the pointer item. Version names start with a letter; `@` sorts
 /// first and can never be one (see [`crate::domain::VersionName`]).
@@ -168,30 +172,96 @@ impl ModelStore {
     }
 
     /// Makes `version` (already registered) the production version of its line, and, with
-    /// `make_default`, the line `/predict` serves. The pointer, the version's stage and the
-    /// replaced version's stage change in one transaction, conditional on the pointer's
-    /// revision as read: `Conflict` if someone else changed it in between.
+    /// `make_default`, the line `/predict` serves. The pointer, the version's stage, the
+    /// replaced version's stage and the change's history item are written in one
+    /// transaction, conditional on the pointer's revision as read: `Conflict` if someone
+    /// else changed it in between. `None` (and nothing written) when the version already
+    /// serves its line.
     pub async fn promote(
         &self,
         name: &str,
         version: &ModelVersion,
         make_default: bool,
-        updated_at: &str,
-    ) -> Result<ProductionPointer, StoreError> {
+        promotion: &Promotion,
+    ) -> Result<Option<(ProductionPointer, PointerChange)>, StoreError> {
+        let Some(planned) = self.plan(name, version, make_default, promotion).await? else {
+            return Ok(None);
+        };
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(planned.items))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Some((planned.pointer, planned.change))),
+            Err(err) if super::is_cancelled(&err) => Err(StoreError::Conflict),
+            Err(err) => Err(sdk_error(err)),
+        }
+    }
+
+    /// [`Self::promote`] with its audit entry in the same transaction (DESIGN.md §13):
+    /// what the registry routes change the pointer with.
+    pub async fn promote_audited(
+        &self,
+        name: &str,
+        version: &ModelVersion,
+        make_default: bool,
+        promotion: &Promotion,
+        audit: crate::audit::Pending<'_>,
+    ) -> Result<Option<(ProductionPointer, PointerChange)>, StoreError> {
+        let Some(planned) = self.plan(name, version, make_default, promotion).await? else {
+            audit.not_written();
+            return Ok(None);
+        };
+        match super::transact_audited(&self.client, planned.items, audit).await {
+            Ok(()) => Ok(Some((planned.pointer, planned.change))),
+            // The pointer moved (or the version vanished) since it was read.
+            Err(super::Refused::Condition(_)) => Err(StoreError::Conflict),
+            Err(super::Refused::Failed(err)) => Err(err),
+        }
+    }
+
+    /// The writes of a promotion against the pointer as it is now.
+    async fn plan(
+        &self,
+        name: &str,
+        version: &ModelVersion,
+        make_default: bool,
+        promotion: &Promotion,
+    ) -> Result<Option<Planned>, StoreError> {
         let current = self.production(name).await?;
         let mut next = current.clone().unwrap_or_default();
         let replaced = next
             .lines
-            .insert(version.line.clone(), version.version.clone())
-            .filter(|old| old != &version.version);
+            .insert(version.line.clone(), version.version.clone());
+        if replaced.as_deref() == Some(version.version.as_str())
+            && (!make_default || next.default_line.as_deref() == Some(version.line.as_str()))
+        {
+            return Ok(None);
+        }
         if make_default || next.default_line.is_none() {
             next.default_line = Some(version.line.clone());
         }
         next.revision = current.as_ref().map_or(0, |p| p.revision) + 1;
+        let change = PointerChange {
+            line: version.line.clone(),
+            // The same version as `to` when only the default line changed.
+            from: replaced.clone(),
+            to: version.version.clone(),
+            actor: promotion.actor.clone(),
+            reason: promotion.reason.clone(),
+            kind: promotion.kind,
+            gate_report_sha256: promotion.gate_report_sha256.clone(),
+            at: promotion.at.clone(),
+            revision: next.revision,
+        };
 
+        let build_error =
+            |e: aws_sdk_dynamodb::error::BuildError| StoreError::Dynamo(e.to_string());
         let mut pointer = Put::builder()
             .table_name(&self.table)
-            .set_item(Some(pointer_to_item(name, &next, updated_at)));
+            .set_item(Some(pointer_to_item(name, &next, &promotion.at)));
         pointer = match &current {
             None => pointer
                 .condition_expression("attribute_not_exists(#n)")
@@ -210,54 +280,101 @@ impl ModelStore {
                 .expression_attribute_names("#n", "name")
                 .expression_attribute_values(":stage", s(stage.as_str()))
                 .build()
+                .map_err(build_error)
         };
+        let history = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(change.to_item(name)))
+            .condition_expression("attribute_not_exists(#n)")
+            .expression_attribute_names("#n", "name")
+            .build()
+            .map_err(build_error)?;
         let mut items = vec![
             TransactWriteItem::builder()
-                .put(
-                    pointer
-                        .build()
-                        .map_err(|e| StoreError::Dynamo(e.to_string()))?,
-                )
+                .put(pointer.build().map_err(build_error)?)
                 .build(),
             TransactWriteItem::builder()
-                .update(
-                    stage(&version.version, Stage::Production)
-                        .map_err(|e| StoreError::Dynamo(e.to_string()))?,
-                )
+                .update(stage(&version.version, Stage::Production)?)
                 .build(),
+            TransactWriteItem::builder().put(history).build(),
         ];
-        if let Some(old) = replaced {
+        if let Some(old) = replaced.filter(|old| old != &version.version) {
             items.push(
                 TransactWriteItem::builder()
-                    .update(
-                        stage(&old, Stage::Archived)
-                            .map_err(|e| StoreError::Dynamo(e.to_string()))?,
-                    )
+                    .update(stage(&old, Stage::Archived)?)
                     .build(),
             );
         }
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(next),
-            Err(err) if is_cancelled(&err) => Err(StoreError::Conflict),
-            Err(err) => Err(sdk_error(err)),
+        Ok(Some(Planned {
+            items,
+            pointer: next,
+            change,
+        }))
+    }
+
+    /// The versions of `name`, oldest name first (the pointer and history items, whose
+    /// keys start with `@`, sort before every version name and are left out).
+    pub async fn versions(&self, name: &str) -> Result<Vec<ModelVersion>, StoreError> {
+        let mut versions = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#n = :n AND #v > :after")
+                .expression_attribute_names("#n", "name")
+                .expression_attribute_names("#v", "version")
+                .expression_attribute_values(":n", s(name))
+                // Every key that is not a version starts with `@`.
+                .expression_attribute_values(":after", s("@~"))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            for item in out.items() {
+                versions.push(version_from_item(item)?);
+            }
+            start = out.last_evaluated_key().cloned();
+            if start.is_none() {
+                break;
+            }
         }
+        Ok(versions)
+    }
+
+    /// Every change of `name`'s pointer (of one line, or of all), newest first.
+    pub async fn history(
+        &self,
+        name: &str,
+        line: Option<&str>,
+    ) -> Result<Vec<PointerChange>, StoreError> {
+        let (low, high) = history::range(line);
+        let mut changes =
+            history::query(&self.client, &self.table, name, &low, &high, None).await?;
+        // One line's range is in time order already; all lines' is by line, then time.
+        changes.sort_by(|a, b| (&b.at, b.revision).cmp(&(&a.at, a.revision)));
+        Ok(changes)
+    }
+
+    /// The change that made the version serving `line` at `at` (a stored timestamp) its
+    /// production version; `None` before the line's first.
+    pub async fn served_at(
+        &self,
+        name: &str,
+        line: &str,
+        at: &str,
+    ) -> Result<Option<PointerChange>, StoreError> {
+        let (low, high) = history::range_until(line, at);
+        let changes = history::query(&self.client, &self.table, name, &low, &high, Some(1)).await?;
+        Ok(changes.into_iter().next())
     }
 }
 
-fn is_cancelled<R>(
-    err: &aws_sdk_dynamodb::error::SdkError<
-        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
-        R,
-    >,
-) -> bool {
-    err.as_service_error()
-        .is_some_and(|e| e.is_transaction_canceled_exception())
+struct Planned {
+    items: Vec<TransactWriteItem>,
+    pointer: ProductionPointer,
+    change: PointerChange,
 }
 
 fn version_to_item(v: &ModelVersion) -> Item {
