@@ -1,7 +1,8 @@
 //! The digit model (DESIGN.md §6): preprocessing, tract inference of a model's NNEF form
 //! and the registry (feature `model`, what predict links), and behind feature `train` the
-//! dataset, the hand-written trainer, the ONNX writer, the ONNX → NNEF conversion,
-//! publishing, and the artifacts a line ships with.
+//! dataset, the hand-written trainer and its fine-tune, the ONNX writer and weight reader,
+//! the ONNX → NNEF conversion, publishing, the artifacts a line ships with, and what a
+//! retrain decides before training (its hold-out, its parameters).
 
 pub mod infer;
 pub mod preprocess;
@@ -13,6 +14,8 @@ pub mod dataset;
 pub mod nn;
 #[cfg(feature = "train")]
 pub mod onnx;
+#[cfg(feature = "train")]
+pub mod retrain;
 #[cfg(feature = "train")]
 pub mod train;
 

@@ -1,5 +1,7 @@
 //! Writes a trained [`Network`] as ONNX (opset 13) with tract's own prost
-//! types, so what tract reads back is exactly what was written.
+//! types, so what tract reads back is exactly what was written; and reads the weights
+//! of a file this module wrote back into a [`Network`] ([`from_onnx`]), which is what a
+//! retrain starts from.
 //!
 //! Graph: `input float32 [N, 1, 28, 28]` → layers → `logits float32 [N, 10]`.
 //! Both lines take the image-shaped input (the MLP starts with a `Flatten`), so
@@ -112,6 +114,91 @@ pub fn to_onnx(net: &Network, image_shape: [usize; 3], doc: &str) -> Vec<u8> {
     .encode_to_vec()
 }
 
+/// Why a file's weights cannot be read into a network of the given layers.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("model.onnx: {0}")]
+pub struct OnnxError(String);
+
+/// The weights of a model [`to_onnx`] wrote, into a network of `layers` (the line's
+/// architecture): every parameter tensor by the name and shape the writer gives it,
+/// so a file of another architecture is refused rather than misread.
+pub fn from_onnx(bytes: &[u8], layers: Vec<Layer>) -> Result<Network, OnnxError> {
+    let model = pb::ModelProto::decode(bytes).map_err(|e| OnnxError(format!("not ONNX: {e}")))?;
+    let graph = model.graph.ok_or_else(|| OnnxError("no graph".into()))?;
+    let tensors: std::collections::HashMap<&str, &pb::TensorProto> = graph
+        .initializer
+        .iter()
+        .map(|t| (t.name.as_str(), t))
+        .collect();
+    let read = |name: &str, dims: &[usize]| -> Result<Vec<f32>, OnnxError> {
+        let tensor = tensors
+            .get(name)
+            .ok_or_else(|| OnnxError(format!("no tensor {name}")))?;
+        let expected: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
+        if tensor.dims != expected {
+            return Err(OnnxError(format!(
+                "{name} has shape {:?}, the architecture's is {expected:?}",
+                tensor.dims
+            )));
+        }
+        if tensor.data_type != pb::tensor_proto::DataType::Float as i32 {
+            return Err(OnnxError(format!("{name} is not float32")));
+        }
+        let len: usize = dims.iter().product();
+        let values: Vec<f32> = if !tensor.raw_data.is_empty() {
+            tensor
+                .raw_data
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect()
+        } else {
+            tensor.float_data.clone()
+        };
+        if values.len() != len {
+            return Err(OnnxError(format!(
+                "{name} holds {} values, its shape {len}",
+                values.len()
+            )));
+        }
+        Ok(values)
+    };
+    let mut params = Vec::new();
+    for (i, layer) in layers.iter().enumerate() {
+        match *layer {
+            Layer::Dense { inputs, outputs } => {
+                params.extend(read(&format!("dense{i}.weight"), &[outputs, inputs])?);
+                params.extend(read(&format!("dense{i}.bias"), &[outputs])?);
+            }
+            Layer::Conv {
+                channels_in,
+                channels_out,
+                kernel,
+                ..
+            } => {
+                params.extend(read(
+                    &format!("conv{i}.weight"),
+                    &[channels_out, channels_in, kernel, kernel],
+                )?);
+                params.extend(read(&format!("conv{i}.bias"), &[channels_out])?);
+            }
+            Layer::Relu { .. } | Layer::MaxPool { .. } => {}
+        }
+    }
+    // Every tensor read, and none besides: a file with more is another architecture.
+    let parameter_tensors = layers
+        .iter()
+        .filter(|l| matches!(l, Layer::Dense { .. } | Layer::Conv { .. }))
+        .count()
+        * 2;
+    if graph.initializer.len() != parameter_tensors {
+        return Err(OnnxError(format!(
+            "{} tensors in the file, the architecture has {parameter_tensors}",
+            graph.initializer.len()
+        )));
+    }
+    Ok(Network { layers, params })
+}
+
 fn node(
     op: &str,
     inputs: &[&str],
@@ -190,6 +277,36 @@ mod tests {
     use crate::model::infer::{Model, onnx_to_nnef};
     use crate::model::nn::Rng;
     use crate::model::train::architecture;
+
+    #[test]
+    fn weights_read_back_are_the_weights_written() {
+        for line in [Line::V1, Line::V2] {
+            let net = Network::new(architecture(line), &mut Rng::new(7));
+            let bytes = to_onnx(&net, [1, 28, 28], "test");
+            let read = from_onnx(&bytes, architecture(line)).unwrap();
+            assert_eq!(read.params, net.params, "{line:?}");
+            // The other line's architecture is refused, not misread.
+            let other = if line == Line::V1 { Line::V2 } else { Line::V1 };
+            assert!(from_onnx(&bytes, architecture(other)).is_err());
+        }
+        assert!(from_onnx(b"not a model", architecture(Line::V1)).is_err());
+    }
+
+    #[test]
+    fn the_shipped_models_read_into_their_architectures() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for (line, dir, parameters) in [(Line::V1, "v1", 203_530), (Line::V2, "v2", 207_178)] {
+            let bytes = std::fs::read(root.join("models").join(dir).join("model.onnx")).unwrap();
+            let net = from_onnx(&bytes, architecture(line)).unwrap();
+            assert_eq!(net.params.len(), parameters);
+            // Written again, the same bytes but for the doc string: the same weights.
+            let again = to_onnx(&net, [1, 28, 28], "again");
+            assert_eq!(
+                from_onnx(&again, architecture(line)).unwrap().params,
+                net.params
+            );
+        }
+    }
 
     /// Random (untrained) networks of both lines, written and read back by tract:
     /// tract's logits must equal the trainer's forward pass.

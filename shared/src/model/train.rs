@@ -255,18 +255,125 @@ pub fn train(
     line: Line,
     params: &TrainParams,
     dataset: &Dataset,
-    mut progress: impl FnMut(&str),
+    progress: impl FnMut(&str),
 ) -> Network {
     let mut rng = Rng::derive(params.seed, 0, 0);
-    let mut net = Network::new(architecture(line), &mut rng);
-    let mut adam = Adam::new(&net);
+    let net = Network::new(architecture(line), &mut rng);
+    let samples: Vec<Sample> = dataset
+        .indices(Split::Train)
+        .into_iter()
+        .map(Sample::Train)
+        .collect();
+    run_epochs(net, params, dataset, &[], &samples, progress)
+}
+
+/// A labelled input a retrain learns from beyond the train split: the 28×28 input a
+/// prediction stored (already preprocessed, 0..=255 ink) and its true label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelledInput {
+    pub input: [u8; INPUT_LEN],
+    pub label: u8,
+}
+
+/// Continues training `parent` (the line's production weights) on the train split plus
+/// `feedback`, each feedback input counted `feedback_weight` times an epoch (see each
+/// time with its own small shift): corrected production traffic is what the parent got
+/// wrong, and a few hundred of them among 8,000 train images would barely move it.
+/// Deterministic given `params.seed`, the dataset and `feedback` in its order.
+pub fn fine_tune(
+    parent: Network,
+    params: &TrainParams,
+    dataset: &Dataset,
+    feedback: &[LabelledInput],
+    feedback_weight: usize,
+    progress: impl FnMut(&str),
+) -> Network {
     let train = dataset.indices(Split::Train);
-    let steps_per_epoch = train.len().div_ceil(params.batch_size.max(1));
+    fine_tune_on(
+        parent,
+        params,
+        dataset,
+        &train,
+        feedback,
+        feedback_weight,
+        progress,
+    )
+}
+
+/// [`fine_tune`] on the train images `train` only (tests use a few hundred).
+pub(crate) fn fine_tune_on(
+    parent: Network,
+    params: &TrainParams,
+    dataset: &Dataset,
+    train: &[usize],
+    feedback: &[LabelledInput],
+    feedback_weight: usize,
+    progress: impl FnMut(&str),
+) -> Network {
+    let mut samples: Vec<Sample> = train.iter().copied().map(Sample::Train).collect();
+    for index in 0..feedback.len() {
+        samples.extend((0..feedback_weight).map(|copy| Sample::Feedback { index, copy }));
+    }
+    run_epochs(parent, params, dataset, feedback, &samples, progress)
+}
+
+/// One sample of an epoch: a train-split image, or one copy of a feedback input.
+#[derive(Debug, Clone, Copy)]
+enum Sample {
+    Train(usize),
+    Feedback { index: usize, copy: usize },
+}
+
+impl Sample {
+    fn input_and_label(
+        self,
+        params: &TrainParams,
+        epoch: usize,
+        dataset: &Dataset,
+        feedback: &[LabelledInput],
+    ) -> ([f32; INPUT_LEN], usize) {
+        match self {
+            Self::Train(index) => {
+                let mut r = Rng::derive(params.seed, 2 + epoch as u64, index as u64);
+                let x = augmented_input(dataset.image(index), &params.augmentation, &mut r);
+                (x, usize::from(dataset.label(index)))
+            }
+            Self::Feedback { index, copy } => {
+                // Stored inputs are already preprocessed: only the shift applies. The
+                // stream is apart from the train images' (which use indices < 2^32).
+                let key = (1u64 << 40) + ((index as u64) << 8) + copy as u64;
+                let mut r = Rng::derive(params.seed, 2 + epoch as u64, key);
+                let sample = &feedback[index];
+                let mut input = [0.0f32; INPUT_LEN];
+                for (x, &byte) in input.iter_mut().zip(sample.input.iter()) {
+                    *x = f32::from(byte) / 255.0;
+                }
+                let span = 2 * params.augmentation.shift_pixels + 1;
+                let dx = r.below(span as usize) as i32 - params.augmentation.shift_pixels;
+                let dy = r.below(span as usize) as i32 - params.augmentation.shift_pixels;
+                (shift(&input, dx, dy), usize::from(sample.label))
+            }
+        }
+    }
+}
+
+/// AdamW over `samples` for `params.epochs`, shuffled per epoch, each batch's gradient
+/// summed over [`SHARDS`] in a fixed order.
+fn run_epochs(
+    mut net: Network,
+    params: &TrainParams,
+    dataset: &Dataset,
+    feedback: &[LabelledInput],
+    samples: &[Sample],
+    mut progress: impl FnMut(&str),
+) -> Network {
+    let mut adam = Adam::new(&net);
+    let steps_per_epoch = samples.len().div_ceil(params.batch_size.max(1));
     let total_steps = (steps_per_epoch * params.epochs).max(1);
     let mut step = 0usize;
     for epoch in 0..params.epochs {
         let started = Instant::now();
-        let mut order = train.clone();
+        let mut order = samples.to_vec();
         Rng::derive(params.seed, 1, epoch as u64).shuffle(&mut order);
         let (mut loss_sum, mut correct) = (0.0f64, 0usize);
         for batch in order.chunks(params.batch_size.max(1)) {
@@ -280,15 +387,9 @@ pub fn train(
                             let mut grad = vec![0.0f32; net.params.len()];
                             let mut scratch = net.scratch();
                             let (mut loss, mut right) = (0.0f64, 0usize);
-                            for &index in shard {
-                                let mut r =
-                                    Rng::derive(params.seed, 2 + epoch as u64, index as u64);
-                                let x = augmented_input(
-                                    dataset.image(index),
-                                    &params.augmentation,
-                                    &mut r,
-                                );
-                                let label = usize::from(dataset.label(index));
+                            for &sample in shard {
+                                let (x, label) =
+                                    sample.input_and_label(params, epoch, dataset, feedback);
                                 loss += f64::from(net.backward(&x, label, &mut scratch, &mut grad));
                                 let logits = net.forward(&x, &mut scratch);
                                 if argmax(logits) == label {
@@ -324,8 +425,8 @@ pub fn train(
             "epoch {:>2}/{}: loss {:.4}, train accuracy (augmented) {:.2} %, {:.1} s",
             epoch + 1,
             params.epochs,
-            loss_sum / train.len() as f64,
-            100.0 * correct as f64 / train.len() as f64,
+            loss_sum / samples.len().max(1) as f64,
+            100.0 * correct as f64 / samples.len().max(1) as f64,
             started.elapsed().as_secs_f64()
         ));
     }
