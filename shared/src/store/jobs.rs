@@ -1,7 +1,8 @@
 //! The Jobs table (DESIGN.md §5, §11): one item per retrain job, and one lock item per
 //! (model, line) naming the job that is queued or running for it.
 //!
-//! A job moves `queued → running → succeeded | failed`, or `queued → cancelled`; every
+//! A job moves `queued → running → succeeded | failed`, or `queued → cancelled`, or
+//! `queued → failed` (its queue message could not be sent); every
 //! move is a conditional write on the state it leaves, so a redelivered queue message
 //! cannot run a job twice at once, and a cancelled job never starts. The lock is taken
 //! in the job's own put and released in its final write (one transaction each), so "a
@@ -174,9 +175,18 @@ impl JobStore {
         audit: crate::audit::Pending<'_>,
         now_secs: u64,
     ) -> Result<(), EnqueueError> {
-        if let Some(holder) = self.lock_holder(&job.model, &job.line).await? {
-            self.clear_abandoned(&holder, now_secs, &job.queued_at)
-                .await?;
+        let cleared = match self.lock_holder(&job.model, &job.line).await {
+            Ok(Some(holder)) => {
+                self.clear_abandoned(&holder, now_secs, &job.queued_at)
+                    .await
+            }
+            Ok(None) => Ok(()),
+            Err(err) => Err(err),
+        };
+        if let Err(err) = cleared {
+            // Nothing was written: the chain stays where it was.
+            audit.not_written();
+            return Err(err.into());
         }
         let put_job = Put::builder()
             .table_name(&self.table)
@@ -198,9 +208,11 @@ impl JobStore {
         match super::transact_audited(&self.client, items, audit).await {
             Ok(()) => Ok(()),
             Err(Refused::Condition(1)) => {
-                let holder = self.lock_holder(&job.model, &job.line).await?;
-                // Released in between: the caller may simply ask again.
-                Err(EnqueueError::Busy(holder.unwrap_or_default()))
+                match self.lock_holder(&job.model, &job.line).await? {
+                    Some(holder) => Err(EnqueueError::Busy(holder)),
+                    // Released in between: the caller may simply ask again.
+                    None => Err(StoreError::Conflict.into()),
+                }
             }
             Err(Refused::Condition(_)) => Err(StoreError::Conflict.into()),
             Err(Refused::Failed(err)) => Err(err.into()),
@@ -362,8 +374,9 @@ impl JobStore {
         }
     }
 
-    /// Ends a running job and releases its line, in one transaction (with `audit`'s entry
-    /// when given); `Conflict` if the job is not running.
+    /// Ends a running job (or fails a queued one) and releases its line, in one
+    /// transaction (with `audit`'s entry when given); `Conflict` if the job is in no
+    /// state to end so.
     pub async fn finish(
         &self,
         job_id: &str,
@@ -382,10 +395,16 @@ impl JobStore {
             ),
             Outcome::Failed { error } => (JobStatus::Failed, "failed", error.clone()),
         };
+        // A run ends a running job; a job that never reached a worker (its message
+        // could not be sent) fails from queued.
+        let leaves = match outcome {
+            Outcome::Succeeded { .. } => "#st = :running",
+            Outcome::Failed { .. } => "#st = :running OR #st = :queued",
+        };
         let mut update = Update::builder()
             .table_name(&self.table)
             .key("job_id", s(job_id))
-            .condition_expression("#st = :running")
+            .condition_expression(leaves)
             .expression_attribute_names("#st", "status")
             .expression_attribute_values(":running", s(JobStatus::Running.as_str()))
             .expression_attribute_values(":status", s(status.as_str()))
@@ -403,7 +422,8 @@ impl JobStore {
             Outcome::Failed { error } => update
                 .update_expression(format!("{set}, #error = :error"))
                 .expression_attribute_names("#error", "error")
-                .expression_attribute_values(":error", s(error)),
+                .expression_attribute_values(":error", s(error))
+                .expression_attribute_values(":queued", s(JobStatus::Queued.as_str())),
         };
         self.end(&job, update.build().map_err(build_error)?, audit)
             .await
