@@ -19,7 +19,7 @@ pub mod http;
 pub mod model;
 pub mod notify;
 pub mod retry;
-pub mod rng;
+pub use inferloop_nn::rng;
 pub mod service;
 pub mod settings;
 #[cfg(feature = "stats")]

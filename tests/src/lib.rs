@@ -306,6 +306,16 @@ pub async fn drift_app(model_name: &str) -> drift::App {
         .with_model_name(model_name)
 }
 
+/// The retrain function's state as its cold start builds it, for `model_name` (a model
+/// of the test's own: its jobs, versions and pointer are its own).
+pub async fn retrain_app(model_name: &str) -> retrain::App {
+    stack_var("JOBS_TABLE");
+    retrain::App::from_env()
+        .await
+        .expect("the retrain function starts with the stack's environment")
+        .with_model_name(model_name)
+}
+
 /// The trends function's state, built exactly as its cold start builds it.
 pub async fn trends_app() -> trends::App {
     stack_var("AGGREGATES_TABLE");

@@ -367,10 +367,22 @@ pub fn render(source: &[u8], shift: Shift, rng: &mut Rng) -> Vec<u8> {
 /// Photos of the test-split digits at `positions`, rendered by [`render`] with `shift`,
 /// read by `model`.
 pub fn shifted_photos(model: &Model, positions: &[usize], stream: u64, shift: Shift) -> Vec<Photo> {
+    shifted_photos_of(Split::Test, model, positions, stream, shift)
+}
+
+/// [`shifted_photos`] of `split`'s digits: the retrain tests' feedback comes from the
+/// train split, so that the base test split a candidate is judged on stays unseen.
+pub fn shifted_photos_of(
+    split: Split,
+    model: &Model,
+    positions: &[usize],
+    stream: u64,
+    shift: Shift,
+) -> Vec<Photo> {
     let data = crate::digits();
-    let test = data.indices(Split::Test);
+    let images = data.indices(split);
     read_all(model, positions, |position| {
-        let index = test[position % test.len()];
+        let index = images[position % images.len()];
         let mut rng = Rng::derive(stream, 13, position as u64);
         (
             render(data.image(index), shift, &mut rng),

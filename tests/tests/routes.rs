@@ -141,6 +141,7 @@ fn function_tables() -> BTreeSet<Route> {
     routes.extend(table("trends", trends::routes()));
     routes.extend(table("slack-alert", slack_alert::routes()));
     routes.extend(table("drift", drift::routes()));
+    routes.extend(table("retrain", retrain::routes()));
     routes
 }
 

@@ -285,7 +285,34 @@ async fn queue(
         .send()
         .await
         .context("CreateQueue")?;
-    Ok(format!("ready {}", created.queue_url().unwrap_or(&name)))
+    let url = created.queue_url().unwrap_or(&name).to_owned();
+    // The template's attributes, set on every start (CreateQueue with other attributes
+    // than an existing queue's is refused): a dead-letter queue's redrive above all.
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let mut attributes = Vec::new();
+    for (property, attribute) in [
+        ("VisibilityTimeout", QueueAttributeName::VisibilityTimeout),
+        (
+            "MessageRetentionPeriod",
+            QueueAttributeName::MessageRetentionPeriod,
+        ),
+    ] {
+        if let Some(value) = resource.property(property) {
+            attributes.push((attribute, resolver.string(value)?));
+        }
+    }
+    if let Some(redrive) = resource.property("RedrivePolicy") {
+        let resolved = serde_json::to_value(resolver.value(redrive)?)?;
+        attributes.push((QueueAttributeName::RedrivePolicy, resolved.to_string()));
+    }
+    if !attributes.is_empty() {
+        let mut request = client.set_queue_attributes().queue_url(&url);
+        for (attribute, value) in attributes {
+            request = request.attributes(attribute, value);
+        }
+        request.send().await.context("SetQueueAttributes")?;
+    }
+    Ok(format!("ready {url}"))
 }
 
 /// An SES identity, so mail from it is accepted (the emulator refuses unverified

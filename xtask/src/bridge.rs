@@ -13,6 +13,8 @@
 //!   on-failure destination (the SQS queue its `EventInvokeConfig` names).
 //!   moto's HTTP deliveries carry no message attributes, so neither do these events;
 //!   moto has already applied the filter policy, which is what the attributes are for.
+//! - **SQS → Lambda.** Each function with an SQS event is fed from its queue by
+//!   [`crate::queues`], as Lambda's event source mapping does.
 //! - **Slack.** When no webhook of one's own is configured (`INFERLOOP_SLACK_WEBHOOK_URL`),
 //!   `/slack` stands in for one: it takes what Slack takes (the payload limits of
 //!   `inferloop::notify::slack::check_limits`, answering 400 `invalid_blocks` as Slack
@@ -25,7 +27,7 @@
 
 use crate::function_env::{Env, local_resolver};
 use crate::intrinsics::Resolver;
-use crate::template::{QUEUE, SERVERLESS_FUNCTION, Template};
+use crate::template::{QUEUE, Template};
 use crate::{local_aws, paths};
 use anyhow::{Context, Result};
 use http_body_util::{BodyExt, Full};
@@ -77,19 +79,7 @@ pub struct Subscriber {
 /// Every function's SNS events in the template.
 pub fn subscribers(template: &Template, resolver: &Resolver) -> Result<Vec<Subscriber>> {
     let mut out = Vec::new();
-    for function in template
-        .resources()
-        .filter(|r| r.kind == SERVERLESS_FUNCTION)
-    {
-        let Some(events) = function.property("Events").and_then(|e| e.as_mapping()) else {
-            continue;
-        };
-        let binary = function
-            .metadata
-            .get("BuildProperties")
-            .and_then(|b| b.get("Binary"))
-            .and_then(|b| b.as_str())
-            .with_context(|| format!("{}: Metadata.BuildProperties.Binary", function.logical_id))?;
+    for (function, binary, properties) in template.function_events("SNS")? {
         let dead_letter_queue = match function
             .property("EventInvokeConfig")
             .and_then(|c| c.get("DestinationConfig"))
@@ -103,26 +93,20 @@ pub fn subscribers(template: &Template, resolver: &Resolver) -> Result<Vec<Subsc
             )?),
             None => None,
         };
-        for (_, event) in events {
-            if event.get("Type").and_then(|t| t.as_str()) != Some("SNS") {
-                continue;
-            }
-            let properties = event.get("Properties");
-            let topic = properties.and_then(|p| p.get("Topic")).with_context(|| {
-                format!("{}: an SNS event without a Topic", function.logical_id)
-            })?;
-            let filter_policy = properties
-                .and_then(|p| p.get("FilterPolicy"))
-                .map(|policy| serde_json::to_string(&serde_json::to_value(policy)?))
-                .transpose()
-                .context("FilterPolicy")?;
-            out.push(Subscriber {
-                function: binary.to_owned(),
-                topic_arn: resolver.string(topic)?,
-                filter_policy,
-                dead_letter_queue: dead_letter_queue.clone(),
-            });
-        }
+        let topic = properties
+            .and_then(|p| p.get("Topic"))
+            .with_context(|| format!("{}: an SNS event without a Topic", function.logical_id))?;
+        let filter_policy = properties
+            .and_then(|p| p.get("FilterPolicy"))
+            .map(|policy| serde_json::to_string(&serde_json::to_value(policy)?))
+            .transpose()
+            .context("FilterPolicy")?;
+        out.push(Subscriber {
+            function: binary.to_owned(),
+            topic_arn: resolver.string(topic)?,
+            filter_policy,
+            dead_letter_queue,
+        });
     }
     Ok(out)
 }
@@ -187,9 +171,10 @@ pub async fn wire(
         // A test run's record starts empty; dev's keeps what earlier sessions got.
         let _ = std::fs::remove_file(&slack_log);
     }
+    let mappings = crate::queues::mappings(&template, &resolver)?;
     let bridge = start(
         port,
-        invoke_api,
+        invoke_api.clone(),
         aws_sdk_sqs::Client::new(&config),
         subscribers.clone(),
         slack_log,
@@ -201,6 +186,7 @@ pub async fn wire(
         bridge.address
     );
     subscribe(&aws_sdk_sns::Client::new(&config), &subscribers, port).await?;
+    crate::queues::spawn(aws_sdk_sqs::Client::new(&config), mappings, invoke_api).await?;
     Ok(bridge)
 }
 

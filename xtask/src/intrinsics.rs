@@ -202,6 +202,11 @@ impl<'t> Resolver<'t> {
         Ok(match resource.kind {
             // What CloudFormation's Ref returns for these is an ARN, not the name.
             TOPIC => self.arn("sns", &physical),
+            // A queue's Ref is its URL; the emulator finds the queue by the URL's name.
+            QUEUE => format!(
+                "https://sqs.{}.amazonaws.com/{ACCOUNT_ID}/{physical}",
+                self.region
+            ),
             SECRET => self.arn("secretsmanager", &format!("secret:{physical}")),
             _ => physical,
         })

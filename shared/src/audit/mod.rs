@@ -102,6 +102,8 @@ pub enum Action {
     RetrainFailed,
     ModelPromoted,
     ModelRolledBack,
+    RetrainViewed,
+    ModelsViewed,
     AlertSent,
     SlackAlert,
     AccountUnlocked,
@@ -109,7 +111,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Self; 27] = [
+    pub const ALL: [Self; 29] = [
         Self::Login,
         Self::LoginFailed,
         Self::AccountLocked,
@@ -133,6 +135,8 @@ impl Action {
         Self::RetrainFailed,
         Self::ModelPromoted,
         Self::ModelRolledBack,
+        Self::RetrainViewed,
+        Self::ModelsViewed,
         Self::AlertSent,
         Self::SlackAlert,
         Self::AccountUnlocked,
@@ -164,6 +168,8 @@ impl Action {
             Self::RetrainFailed => "retrain_failed",
             Self::ModelPromoted => "model_promoted",
             Self::ModelRolledBack => "model_rolled_back",
+            Self::RetrainViewed => "retrain_viewed",
+            Self::ModelsViewed => "models_viewed",
             Self::AlertSent => "alert_sent",
             Self::SlackAlert => "slack_alert",
             Self::AccountUnlocked => "account_unlocked",

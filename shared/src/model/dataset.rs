@@ -117,6 +117,23 @@ impl Dataset {
     }
 }
 
+/// Where publishing puts `mnist.bin` in the models bucket, for retrains to read
+/// (DESIGN.md §5 `datasets/…`).
+pub const BUCKET_KEY: &str = "datasets/mnist.bin";
+
+/// The dataset from `bytes` (a retrain reads them from the bucket): only the pinned
+/// one, whose sha256 the shipped manifests record.
+pub fn parse(bytes: &[u8]) -> Result<Dataset, DatasetError> {
+    let dataset = Dataset::from_bytes(bytes)?;
+    if dataset.sha256 != SHA256 {
+        return fail(format!(
+            "mnist.bin has sha256 {}, expected {SHA256}",
+            dataset.sha256
+        ));
+    }
+    Ok(dataset)
+}
+
 /// `<workspace>/.inferloop/data`, git-ignored.
 pub fn default_dir(workspace_root: &Path) -> PathBuf {
     workspace_root.join(".inferloop").join("data")

@@ -11,7 +11,7 @@ pub mod registry;
 #[cfg(feature = "train")]
 pub mod dataset;
 #[cfg(feature = "train")]
-pub mod nn;
+pub use inferloop_nn as nn;
 #[cfg(feature = "train")]
 pub mod onnx;
 #[cfg(feature = "train")]

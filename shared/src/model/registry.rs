@@ -330,6 +330,11 @@ impl Registry {
 }
 
 /// Where publishing puts a version's files in the models bucket (DESIGN.md §6).
+/// The hex sha256 of a file: a version's identity.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
 pub fn artifact_prefix(name: &str, version: &str) -> String {
     format!("models/{name}/{version}/")
 }

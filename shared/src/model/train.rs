@@ -544,6 +544,12 @@ pub struct Manifest {
     pub trainer: String,
     pub dataset: DatasetInfo,
     pub metrics: SplitMetrics,
+    /// The version this one was fine-tuned from (retrains only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// A retrain's job, data counts and gate report (retrains only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retrain: Option<serde_json::Value>,
 }
 
 pub struct Artifacts {
@@ -561,12 +567,25 @@ pub fn build(
     progress: impl FnMut(&str),
 ) -> Result<Artifacts, super::infer::InferError> {
     let net = train(line, params, dataset, progress);
+    package(&net, line, params, version, dataset)
+}
+
+/// A trained network as a version's files: the ONNX file, and, measured with tract on
+/// the test split as predict serves it (NNEF), the manifest's metrics and the drift
+/// reference. What `build` and a retrain both end with.
+pub fn package(
+    net: &Network,
+    line: Line,
+    params: &TrainParams,
+    version: &str,
+    dataset: &Dataset,
+) -> Result<Artifacts, super::infer::InferError> {
     let doc = format!(
         "inferloop mnist {version} ({}), seed {}",
         line.description(),
         params.seed
     );
-    let onnx = onnx::to_onnx(&net, [1, SIDE, SIDE], &doc);
+    let onnx = onnx::to_onnx(net, [1, SIDE, SIDE], &doc);
     // Measured as predict serves it.
     let model = Model::load(&super::infer::onnx_to_nnef(&onnx)?)?;
     let (metrics, mut reference) = evaluate(&model, dataset)?;
@@ -604,6 +623,8 @@ pub fn build(
             test_samples: dataset.indices(Split::Test).len(),
         },
         metrics,
+        parent: None,
+        retrain: None,
     };
     Ok(Artifacts {
         onnx,

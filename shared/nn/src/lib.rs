@@ -10,8 +10,13 @@
 //! Layout: activations are per sample, channel-major (`C×H×W`, ONNX's NCHW
 //! without the batch), so a flatten between the convolutions and the dense
 //! layers needs no reordering and the ONNX `Flatten` means the same thing.
+//!
+//! A crate of its own so that the dev profile optimises it (the root Cargo.toml): a
+//! retrain in a test or under `cargo lambda watch` runs these loops over 8,000 images.
 
-use crate::rng::SplitMix64;
+pub mod rng;
+
+use rng::SplitMix64;
 
 /// One layer; parameters live in the network's flat vector, in ONNX layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

@@ -1,0 +1,265 @@
+//! The retrain function (DESIGN.md §2, §11): retraining on feedback and the model
+//! registry's routes, through the shared dispatch.
+//!
+//! - `POST /admin/retrain` (and the seed's `/admin/retrain_mlflow`) `{line, reason,
+//!   epochs?, seed?}`: writes the job as `queued` (taking the line's lock: a second
+//!   request while one is queued or running is a 409 naming it) and sends its id to the
+//!   jobs queue; 202 `{job_id}` at once. `GET /admin/retrain/{job_id}`: the job, every
+//!   step recorded.
+//! - The queue (SQS, with a dead-letter queue; locally the same queue in moto, which
+//!   xtask's bridge polls and hands to this function as Lambda's event source mapping
+//!   does): [`worker`] runs each job.
+//! - `GET /models`, `GET /models/{name}/versions`, `GET /models/{name}/history?line=&at=`,
+//!   `POST /models/{name}/versions/{version}/rollback`: the registry ([`registry`]).
+
+pub mod registry;
+pub mod request;
+pub mod worker;
+
+use inferloop::ApiError;
+use inferloop::audit::{Action, Outcome};
+use inferloop::config;
+use inferloop::dispatch::{Invocation, http_response};
+use inferloop::http::{Admin, Ctx, HandlerResult, Router, json_response, parse_json};
+use inferloop::service::{ColdStart, Common, Service};
+use inferloop::store::StoreError;
+use inferloop::store::feedback::FeedbackStore;
+use inferloop::store::jobs::{EnqueueError, JobStore, NewJob};
+use inferloop::store::models::ModelStore;
+use inferloop::store::predictions::PredictionStore;
+use inferloop::time::format_timestamp;
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use request::{MAX_BODY_BYTES, RetrainRequest};
+use serde_json::{Value, json};
+use std::convert::Infallible;
+use std::sync::LazyLock;
+use time::OffsetDateTime;
+
+pub struct App {
+    pub common: Common,
+    pub jobs: JobStore,
+    pub models: ModelStore,
+    /// Read-only here: the labelled feedback a run trains on.
+    pub feedback: FeedbackStore,
+    pub predictions: PredictionStore,
+    pub sqs: aws_sdk_sqs::Client,
+    pub queue_url: String,
+    pub s3: aws_sdk_s3::Client,
+    pub bucket: String,
+    pub model_name: String,
+    /// Pinned "now" (tests); `None`: the clock.
+    now: Option<OffsetDateTime>,
+}
+
+impl App {
+    /// Settings and clients once per container; a missing variable stops the cold start
+    /// with its name.
+    pub async fn from_env() -> Result<Self, lambda_http::Error> {
+        ROUTES.check()?;
+        let env = config::process_env();
+        let jobs = env.required("JOBS_TABLE")?;
+        let models = env.required("MODELS_TABLE")?;
+        let bucket = env.required("MODELS_BUCKET")?;
+        let queue_url = env.required("RETRAIN_QUEUE_URL")?;
+        let feedback = env.required("FEEDBACK_TABLE")?;
+        let predictions = env.required("PREDICTIONS_TABLE")?;
+        let model_name = env.optional("MODEL_NAME").unwrap_or_else(|| "mnist".into());
+        let start = ColdStart::from_env(&env).await?;
+        let db = start.dynamodb.clone();
+        Ok(Self {
+            sqs: aws_sdk_sqs::Client::new(&start.sdk),
+            s3: inferloop::aws::s3(&start.sdk),
+            common: start.common,
+            jobs: JobStore::new(db.clone(), jobs),
+            models: ModelStore::new(db.clone(), models),
+            // The counters' table is never written here.
+            feedback: FeedbackStore::new(db.clone(), feedback, String::new(), predictions.clone()),
+            predictions: PredictionStore::new(db, predictions),
+            queue_url,
+            bucket,
+            model_name,
+            now: None,
+        })
+    }
+
+    /// The same function for another model name (tests keep to models of their own).
+    pub fn with_model_name(mut self, name: impl Into<String>) -> Self {
+        self.model_name = name.into();
+        self
+    }
+
+    pub fn now(&self) -> OffsetDateTime {
+        self.now.unwrap_or_else(OffsetDateTime::now_utc)
+    }
+}
+
+impl Service for App {
+    fn common(&self) -> &Common {
+        &self.common
+    }
+}
+
+static ROUTES: LazyLock<Router<App>> = LazyLock::new(|| {
+    Router::new()
+        .admin(
+            Method::POST,
+            "/admin/retrain",
+            Action::RetrainRequested,
+            request_retrain,
+        )
+        .admin(
+            Method::POST,
+            "/admin/retrain_mlflow",
+            Action::RetrainRequested,
+            request_retrain,
+        )
+        .admin(
+            Method::GET,
+            "/admin/retrain/{job_id}",
+            Action::RetrainViewed,
+            get_job,
+        )
+        .admin(
+            Method::GET,
+            "/models",
+            Action::ModelsViewed,
+            registry::models,
+        )
+        .admin(
+            Method::GET,
+            "/models/{name}/versions",
+            Action::ModelsViewed,
+            registry::versions,
+        )
+        .admin(
+            Method::GET,
+            "/models/{name}/history",
+            Action::ModelsViewed,
+            registry::history,
+        )
+        .admin(
+            Method::POST,
+            "/models/{name}/versions/{version}/rollback",
+            Action::ModelRolledBack,
+            registry::rollback,
+        )
+});
+
+/// This function's route table.
+pub fn routes() -> &'static Router<App> {
+    &ROUTES
+}
+
+/// An HTTP request, as the router answers it.
+pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, Infallible> {
+    Ok(ROUTES.handle(app, req).await)
+}
+
+/// The Lambda entry point: HTTP requests and the jobs queue's SQS batches.
+pub async fn invoke(app: &App, invocation: Invocation) -> Result<Value, lambda_http::Error> {
+    match invocation {
+        Invocation::Http(req) => Ok(http_response(ROUTES.handle(app, req).await)),
+        Invocation::Other(event) if is_sqs(&event) => Ok(worker::handle_batch(app, &event).await),
+        Invocation::Sns(_) | Invocation::Other(_) => {
+            tracing::warn!("an event the retrain function does not take");
+            Err("retrain takes its HTTP routes and the jobs queue's SQS events".into())
+        }
+    }
+}
+
+fn is_sqs(event: &Value) -> bool {
+    event["Records"]
+        .as_array()
+        .and_then(|records| records.first())
+        .and_then(|record| record["eventSource"].as_str())
+        == Some("aws:sqs")
+}
+
+async fn request_retrain(app: &App, cx: Ctx<'_, Admin>) -> HandlerResult {
+    let body: Value = parse_json(&cx.req, MAX_BODY_BYTES)?;
+    let request = RetrainRequest::parse(body)?;
+    let now = app.now();
+    let job = NewJob {
+        job_id: ulid::Ulid::new().to_string(),
+        model: app.model_name.clone(),
+        line: request.line.as_str().to_owned(),
+        trigger: "manual".into(),
+        requested_by: cx.audit.actor().to_owned(),
+        reason: request.reason.clone(),
+        epochs: request.epochs as u32,
+        seed: request.seed,
+        queued_at: format_timestamp(now),
+    };
+    let details = json!({
+        "job_id": job.job_id, "model": job.model, "line": job.line,
+        "reason": job.reason, "epochs": job.epochs, "seed": job.seed,
+    });
+    let audit = cx
+        .audit
+        .prepare(Action::RetrainRequested, Outcome::Success, details)
+        .await;
+    let now_secs = now.unix_timestamp().max(0) as u64;
+    match app.jobs.enqueue(&job, audit, now_secs).await {
+        Ok(()) => {}
+        Err(EnqueueError::Busy(holder)) => {
+            return Err(ApiError::Conflict(format!(
+                "job {holder} is already queued or running for line {}",
+                job.line
+            )));
+        }
+        Err(EnqueueError::Store(err)) => return Err(err.into()),
+    }
+    let sent = app
+        .sqs
+        .send_message()
+        .queue_url(&app.queue_url)
+        .message_body(json!({"job_id": job.job_id}).to_string())
+        .send()
+        .await;
+    if let Err(err) = sent {
+        // The job would wait forever with the line locked: it fails now, saying why.
+        let error = format!(
+            "the job could not be queued: {}",
+            inferloop::error::error_chain(&err)
+        );
+        let outcome = inferloop::store::jobs::Outcome::Failed {
+            error: error.clone(),
+        };
+        if let Err(store) = app
+            .jobs
+            .finish(&job.job_id, &outcome, &format_timestamp(app.now()), None)
+            .await
+        {
+            tracing::error!(job = %job.job_id, error = %store, "a job that could not be queued is left queued");
+        }
+        return Err(ApiError::dependency(error));
+    }
+    Ok(json_response(
+        StatusCode::ACCEPTED,
+        &json!({"job_id": job.job_id, "status": "queued", "line": job.line}),
+    ))
+}
+
+async fn get_job(app: &App, cx: Ctx<'_, Admin>) -> HandlerResult {
+    let job_id = cx.param("job_id")?.to_owned();
+    let result = app.jobs.get(&job_id).await;
+    let job = cx
+        .audit
+        .read(Action::RetrainViewed, json!({"job_id": job_id}), result)
+        .await?;
+    match job {
+        Some(job) if job.model == app.model_name => Ok(json_response(StatusCode::OK, &job)),
+        _ => Err(ApiError::NotFound(format!("no retrain job {job_id}"))),
+    }
+}
+
+/// A store's `Conflict` as the 409 a client can act on.
+pub(crate) fn changed_meanwhile(err: StoreError, what: &str) -> ApiError {
+    match err {
+        StoreError::Conflict => ApiError::Conflict(format!(
+            "{what} changed while this request was made; read it and try again"
+        )),
+        other => other.into(),
+    }
+}
