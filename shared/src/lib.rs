@@ -2,6 +2,8 @@
 
 pub mod audit;
 pub mod auth;
+#[cfg(feature = "stats")]
+pub mod autoretrain;
 pub mod aws;
 #[cfg(feature = "cache")]
 pub mod cache;

@@ -330,7 +330,6 @@ async fn a_run_learns_the_corrected_feedback_and_registers_a_staging_version() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(registered.stage, Stage::Staging);
     assert_eq!(registered.parent.as_deref(), Some("v1.0"));
     let manifest: Value = serde_json::from_str(&registered.manifest_json).unwrap();
     assert_eq!(manifest["retrain"]["job_id"], job_id.as_str());
@@ -338,9 +337,23 @@ async fn a_run_learns_the_corrected_feedback_and_registers_a_staging_version() {
         manifest["retrain"]["gate"]["rules"].is_array(),
         "{manifest}"
     );
-    // Production is untouched until a promotion.
+    // Auto-promotion is on by default: a candidate the gate passed serves, one it
+    // refused waits in staging; either way the gate's verdict was an alert.
     let pointer = app.models.production(&name).await.unwrap().unwrap();
-    assert_eq!(pointer.version_of("v1"), Some("v1.0"));
+    let passed = job["result"]["gate"]["passed"].as_bool().unwrap();
+    if passed {
+        assert_eq!(pointer.version_of("v1"), Some(version.as_str()), "{job}");
+        assert_eq!(registered.stage, Stage::Production);
+        let history = app.models.history(&name, Some("v1")).await.unwrap();
+        let last = history.last().unwrap();
+        assert_eq!(last.kind.as_str(), "gated");
+        assert_eq!(last.actor, "system:retrain");
+    } else {
+        assert_eq!(pointer.version_of("v1"), Some("v1.0"), "{job}");
+        assert_eq!(registered.stage, Stage::Staging);
+    }
+    let alerts = scan_where(&stack_var("ALERTS_TABLE"), "run_id", &job_id).await;
+    assert_eq!(alerts.len(), 1, "one alert of the gate's verdict");
 
     // The candidate reads noisy photos it never saw better than its parent.
     let sdk = inferloop::aws::sdk_config().await;
@@ -367,4 +380,124 @@ async fn a_run_learns_the_corrected_feedback_and_registers_a_staging_version() {
         after > before + 0.05,
         "noisy photos read right: {before:.3} by the parent, {after:.3} by the candidate"
     );
+}
+
+#[tokio::test]
+async fn a_promotion_is_judged_by_the_gate_unless_forced_and_the_settings_are_ranged() {
+    let name = private_model().await;
+    let app = retrain_app(&name).await;
+    let admin = token_for(&unique_username("promoter"), Role::Admin).await;
+    // A copy of v1.0 in staging: the same answers everywhere, so never better on the
+    // feedback hold-out (the stack's feedback is never empty: this test writes some).
+    let feedback = feedback_app().await;
+    let predictions = inferloop::store::predictions::PredictionStore::new(
+        dynamodb().await,
+        stack_var("PREDICTIONS_TABLE"),
+    );
+    let parent = traffic::shipped_model("v1");
+    let photos = traffic::shifted_photos_of(
+        Split::Train,
+        &parent,
+        &(1..=30).collect::<Vec<usize>>(),
+        43,
+        Shift::None,
+    );
+    let refs: Vec<&Photo> = photos.iter().collect();
+    let ids = traffic::store(
+        &predictions,
+        &name,
+        "v1.0",
+        "v1",
+        &refs,
+        time::OffsetDateTime::now_utc() - time::Duration::hours(1),
+    )
+    .await;
+    for (id, photo) in ids.iter().zip(&photos) {
+        let right = photo.features.predicted_digit == photo.true_label;
+        let body = json!({"prediction_id": id, "correct": right, "true_label": photo.true_label});
+        let req = request("POST", "/feedback", Some(&body.to_string()), Some(&admin));
+        let response = feedback::handle(&feedback, req).await.unwrap();
+        assert_eq!(response.status().as_u16(), 201, "{}", json_of(&response));
+    }
+    let v1 = app
+        .models
+        .get_version(&name, "v1.0")
+        .await
+        .unwrap()
+        .unwrap();
+    let copy = ModelVersion {
+        version: "v1.2".into(),
+        stage: Stage::Staging,
+        parent: Some("v1.0".into()),
+        ..v1
+    };
+    app.models.put_version(&copy).await.unwrap();
+    let promote = |body: Value| {
+        request(
+            "POST",
+            &format!("/models/{name}/versions/v1.2/promote"),
+            Some(&body.to_string()),
+            Some(&admin),
+        )
+    };
+    let (status, refused) = call_retrain(&app, promote(json!({"reason": "looks fine"}))).await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(refused["error"]["code"], "gate_failed");
+    let pointer = app.models.production(&name).await.unwrap().unwrap();
+    assert_eq!(pointer.version_of("v1"), Some("v1.0"));
+    let (status, bad) = call_retrain(&app, promote(json!({"reason": " "}))).await;
+    assert_eq!(status, 422, "{bad}");
+
+    let (status, forced) = call_retrain(
+        &app,
+        promote(json!({"reason": "an incident needs it now", "force": true})),
+    )
+    .await;
+    assert_eq!(status, 200, "{forced}");
+    assert_eq!(forced["production"]["v1"], "v1.2");
+    assert_eq!(forced["change"]["kind"], "forced");
+    assert_eq!(forced["gate"], Value::Null, "not judged");
+    let (status, again) = call_retrain(&app, promote(json!({"reason": "r", "force": true}))).await;
+    assert_eq!(status, 409, "{again}");
+    let entries = audit_entries_where("action", "model_promoted").await;
+    assert!(
+        entries
+            .iter()
+            .any(|e| attr(e, "details").contains("an incident needs it now")),
+        "the forced promotion is audited"
+    );
+
+    // The settings the gate and auto-promotion read: defaults, a ranged change, a
+    // refused change that writes nothing.
+    let config = |method: &str, body: Option<Value>| {
+        request(
+            method,
+            "/auto-retrain/config",
+            body.map(|b| b.to_string()).as_deref(),
+            Some(&admin),
+        )
+    };
+    let (status, defaults) = call_retrain(&app, config("GET", None)).await;
+    assert_eq!(status, 200, "{defaults}");
+    assert_eq!(defaults["auto_promote"], true);
+    assert_eq!(defaults["gate"]["base_margin_points"], 0.5);
+    assert_eq!(defaults["revision"], 0);
+    let change = json!({"auto_promote": false, "gate": {"holdout_alpha": 0.01}});
+    let (status, changed) = call_retrain(&app, config("PUT", Some(change))).await;
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(changed["auto_promote"], false);
+    assert_eq!(changed["gate"]["holdout_alpha"], 0.01);
+    assert_eq!(changed["gate"]["confidence"], 0.95);
+    assert_eq!(changed["revision"], 1);
+    let (status, bad) =
+        call_retrain(&app, config("PUT", Some(json!({"cooldown_hours": -2})))).await;
+    assert_eq!(status, 422, "{bad}");
+    assert!(
+        bad["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cooldown_hours")
+    );
+    let (_, read) = call_retrain(&app, config("GET", None)).await;
+    assert_eq!(read["revision"], 1, "a refused change writes nothing");
 }

@@ -10,8 +10,15 @@
 //!   xtask's bridge polls and hands to this function as Lambda's event source mapping
 //!   does): [`worker`] runs each job.
 //! - `GET /models`, `GET /models/{name}/versions`, `GET /models/{name}/history?line=&at=`,
-//!   `POST /models/{name}/versions/{version}/rollback`: the registry ([`registry`]).
+//!   `POST /models/{name}/versions/{version}/promote` (the gate unless `force`),
+//!   `POST /models/{name}/versions/{version}/rollback`: the registry ([`registry`],
+//!   [`promotion`]).
+//! - `GET`/`PUT /auto-retrain/config`: the auto-retrain settings, auto-promotion and
+//!   the gate's numbers ([`auto`]).
 
+pub mod auto;
+pub mod compare;
+pub mod promotion;
 pub mod registry;
 pub mod request;
 pub mod worker;
@@ -23,6 +30,7 @@ use inferloop::dispatch::{Invocation, http_response};
 use inferloop::http::{Admin, Ctx, HandlerResult, Router, json_response, parse_json};
 use inferloop::service::{ColdStart, Common, Service};
 use inferloop::store::StoreError;
+use inferloop::store::config_docs::ConfigStore;
 use inferloop::store::feedback::FeedbackStore;
 use inferloop::store::jobs::{EnqueueError, JobStore, NewJob};
 use inferloop::store::models::ModelStore;
@@ -46,6 +54,8 @@ pub struct App {
     pub sqs: aws_sdk_sqs::Client,
     pub queue_url: String,
     pub s3: aws_sdk_s3::Client,
+    /// The auto-retrain settings (and the gate's numbers in them).
+    pub config: ConfigStore,
     pub bucket: String,
     pub model_name: String,
     /// Pinned "now" (tests); `None`: the clock.
@@ -64,6 +74,7 @@ impl App {
         let queue_url = env.required("RETRAIN_QUEUE_URL")?;
         let feedback = env.required("FEEDBACK_TABLE")?;
         let predictions = env.required("PREDICTIONS_TABLE")?;
+        let config = env.required("CONFIG_TABLE")?;
         let model_name = env.optional("MODEL_NAME").unwrap_or_else(|| "mnist".into());
         let start = ColdStart::from_env(&env).await?;
         let db = start.dynamodb.clone();
@@ -72,6 +83,7 @@ impl App {
             s3: inferloop::aws::s3(&start.sdk),
             common: start.common,
             jobs: JobStore::new(db.clone(), jobs),
+            config: ConfigStore::new(db.clone(), config),
             models: ModelStore::new(db.clone(), models),
             // The counters' table is never written here.
             feedback: FeedbackStore::new(db.clone(), feedback, String::new(), predictions.clone()),
@@ -137,6 +149,24 @@ static ROUTES: LazyLock<Router<App>> = LazyLock::new(|| {
             "/models/{name}/history",
             Action::ModelsViewed,
             registry::history,
+        )
+        .admin(
+            Method::POST,
+            "/models/{name}/versions/{version}/promote",
+            Action::ModelPromoted,
+            registry::promote,
+        )
+        .admin(
+            Method::GET,
+            "/auto-retrain/config",
+            Action::RetrainViewed,
+            auto::get_config,
+        )
+        .admin(
+            Method::PUT,
+            "/auto-retrain/config",
+            Action::AutoRetrainConfigChanged,
+            auto::put_config,
         )
         .admin(
             Method::POST,

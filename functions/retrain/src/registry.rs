@@ -1,6 +1,8 @@
 //! The registry's routes (DESIGN.md §11): what versions a model has, every change of its
 //! production pointer and which version served a line when, and the rollback.
 
+use crate::compare::Stop;
+use crate::promotion;
 use crate::{App, changed_meanwhile};
 use inferloop::ApiError;
 use inferloop::audit::{Action, Outcome};
@@ -109,12 +111,7 @@ pub async fn rollback(app: &App, cx: Ctx<'_, Admin>) -> HandlerResult {
     let name = own_model(app, &cx)?.to_owned();
     let version = VersionName::parse(cx.param("version")?).map_err(ApiError::bad_parameter)?;
     let body: RollbackBody = parse_json(&cx.req, 4 * 1024)?;
-    let reason = body.reason.trim();
-    if reason.is_empty() || reason.chars().count() > 500 {
-        return Err(ApiError::invalid_parameter(
-            "reason is required, at most 500 characters",
-        ));
-    }
+    let reason = checked_reason(&body.reason)?;
     let Some(current) = app.models.get_version(&name, version.as_str()).await? else {
         return Err(ApiError::NotFound(format!(
             "model {name} has no version {}",
@@ -157,9 +154,7 @@ pub async fn rollback(app: &App, cx: Ctx<'_, Admin>) -> HandlerResult {
         .audit
         .prepare(Action::ModelRolledBack, Outcome::Success, details)
         .await;
-    let changed = app
-        .models
-        .promote_audited(&name, &previous, false, &promotion, audit)
+    let changed = promotion::promote(app, &previous, &promotion, audit)
         .await
         .map_err(|e| changed_meanwhile(e, "the production pointer"))?;
     let Some((pointer, change)) = changed else {
@@ -172,4 +167,128 @@ pub async fn rollback(app: &App, cx: Ctx<'_, Admin>) -> HandlerResult {
         StatusCode::OK,
         &json!({"change": change, "production": pointer.lines}),
     ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PromoteBody {
+    reason: String,
+    #[serde(default)]
+    force: bool,
+}
+
+/// `POST /models/{name}/versions/{version}/promote {reason, force?}`: the version becomes
+/// production on its line if the promotion gate passes it against the line's current
+/// production version (on the base test split and the feedback hold-out, by the
+/// auto-retrain settings' gate); `force: true` skips the gate and is recorded as forced.
+/// A refusal is a 422 `gate_failed` with the rules it failed.
+pub async fn promote(app: &App, cx: Ctx<'_, Admin>) -> HandlerResult {
+    let name = own_model(app, &cx)?.to_owned();
+    let version = VersionName::parse(cx.param("version")?).map_err(ApiError::bad_parameter)?;
+    let body: PromoteBody = parse_json(&cx.req, 4 * 1024)?;
+    let reason = checked_reason(&body.reason)?;
+    let Some(candidate) = app.models.get_version(&name, version.as_str()).await? else {
+        return Err(ApiError::NotFound(format!(
+            "model {name} has no version {}",
+            version.as_str()
+        )));
+    };
+    let pointer = app.models.production(&name).await?.unwrap_or_default();
+    let serving = pointer.version_of(&candidate.line).map(str::to_owned);
+    if serving.as_deref() == Some(candidate.version.as_str()) {
+        return Err(ApiError::Conflict(format!(
+            "{} already serves line {}",
+            candidate.version, candidate.line
+        )));
+    }
+    let report = if body.force {
+        None
+    } else {
+        let Some(serving) = &serving else {
+            return Err(ApiError::Conflict(format!(
+                "line {} has no production version to judge {} against; force: true promotes it unjudged",
+                candidate.line, candidate.version
+            )));
+        };
+        let Some(production) = app.models.get_version(&name, serving).await? else {
+            return Err(ApiError::Internal(format!(
+                "the pointer names {serving}, which is not registered"
+            )));
+        };
+        let (settings, _) = app
+            .auto_retrain_settings(&app.model_name)
+            .await
+            .map_err(Stop::into_api)?;
+        let report = promotion::judge(app, &production, &candidate, &settings.gate)
+            .await
+            .map_err(Stop::into_api)?;
+        Some(report)
+    };
+    let stored = report.as_ref().map(|r| r.stored());
+    if let Some(report) = report.as_ref().filter(|r| !r.passed) {
+        let details = json!({
+            "model": name, "line": candidate.line, "version": candidate.version,
+            "from": serving, "reason": reason, "refused": report.reasons,
+            "gate_report_sha256": stored.as_ref().map(|(_, hash)| hash),
+        });
+        cx.audit
+            .record(Action::ModelPromoted, Outcome::Denied, details)
+            .await?;
+        return Err(ApiError::unprocessable(
+            "gate_failed",
+            format!(
+                "the promotion gate refused {} against {}: {}",
+                candidate.version,
+                serving.as_deref().unwrap_or("none"),
+                report.reasons.join("; ")
+            ),
+        ));
+    }
+    let kind = if body.force {
+        ChangeKind::Forced
+    } else {
+        ChangeKind::Gated
+    };
+    let promotion = Promotion {
+        actor: cx.audit.actor().to_owned(),
+        reason: reason.to_owned(),
+        kind,
+        gate_report_sha256: stored.as_ref().map(|(_, hash)| hash.clone()),
+        at: format_timestamp(app.now()),
+    };
+    let details = json!({
+        "model": name, "line": candidate.line, "version": candidate.version,
+        "from": serving, "reason": reason, "kind": kind.as_str(),
+        "gate_report_sha256": promotion.gate_report_sha256,
+    });
+    let audit = cx
+        .audit
+        .prepare(Action::ModelPromoted, Outcome::Success, details)
+        .await;
+    let changed = promotion::promote(app, &candidate, &promotion, audit)
+        .await
+        .map_err(|e| changed_meanwhile(e, "the production pointer"))?;
+    let Some((pointer, change)) = changed else {
+        return Err(ApiError::Conflict(format!(
+            "{} already serves line {}",
+            candidate.version, candidate.line
+        )));
+    };
+    let gate = stored
+        .map(|(json, _)| serde_json::from_str::<serde_json::Value>(&json).unwrap_or_default());
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"change": change, "production": pointer.lines, "gate": gate}),
+    ))
+}
+
+/// A change's reason: required, at most 500 characters.
+fn checked_reason(raw: &str) -> Result<&str, ApiError> {
+    let reason = raw.trim();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(ApiError::invalid_parameter(
+            "reason is required, at most 500 characters",
+        ));
+    }
+    Ok(reason)
 }

@@ -4,55 +4,32 @@
 //! production on the test split and the hold-out, judges them by the promotion gate,
 //! and registers the candidate as `staging` with its manifest (parent, data counts,
 //! parameters, seed, metrics, the gate report) and test-split reference. Every step is
-//! recorded on the job.
-//!
-//! Still to add (issue 14): auto-promotion, the alert on the gate's verdict, the gate's
-//! settings from the auto-retrain document.
+//! recorded on the job; the gate's verdict is an alert either way, and a candidate it
+//! passes becomes production by itself when the auto-retrain settings say so.
 
 use crate::App;
+use crate::compare::{self, Stop};
+use crate::promotion;
 use inferloop::domain::Line;
-use inferloop::gate::{self, GateSettings, PairedPredictions};
-use inferloop::model::dataset::{self, Split};
-use inferloop::model::infer::{Model, onnx_to_nnef};
+use inferloop::gate::{self, PairedPredictions};
+use inferloop::model::dataset::Split;
 use inferloop::model::onnx::from_onnx;
-use inferloop::model::preprocess::INPUT_LEN;
-use inferloop::model::registry::{self, MANIFEST_FILE, ONNX_FILE};
-use inferloop::model::retrain::{FEEDBACK_WEIGHT, fine_tune_params, in_holdout};
-use inferloop::model::train::{self, LabelledInput, architecture, fine_tune, package};
-use inferloop::store::feedback::FeedbackFilter;
+use inferloop::model::registry::{self, MANIFEST_FILE};
+use inferloop::model::retrain::{FEEDBACK_WEIGHT, fine_tune_params};
+use inferloop::model::train::{self, architecture, fine_tune, package};
+use inferloop::store::StoreError;
 use inferloop::store::jobs::{Job, Outcome, Start};
+use inferloop::store::models::{ChangeKind, Promotion};
 use inferloop::time::format_timestamp;
 use serde_json::{Value, json};
 
 /// A running job's lease: longer than its longest step (training reports each epoch).
 pub const LEASE_SECS: u64 = 20 * 60;
-/// How far back feedback is read: predictions, and the inputs they keep, expire after
-/// 90 days.
-const FEEDBACK_DAYS: i64 = 90;
-/// Feedback read per page.
-const PAGE: u32 = 500;
-
 /// What the blocking part of a run hands back.
 struct Trained {
     artifacts: train::Artifacts,
     base: PairedPredictions,
     holdout: PairedPredictions,
-}
-
-/// Why a run stopped.
-enum Stop {
-    /// The job itself cannot succeed (no production version, a file that does not
-    /// match its hash): it is marked failed, and the message is done.
-    Job(String),
-    /// A dependency failed: the job stays running, its lease runs out, and the queue's
-    /// redelivery (or, after the last one, the next request) takes it over.
-    Dependency(String),
-}
-
-impl<E: std::fmt::Display> From<E> for Stop {
-    fn from(err: E) -> Self {
-        Self::Dependency(err.to_string())
-    }
 }
 
 /// An SQS batch: each record's job in turn; the records whose job hit a dependency's
@@ -95,7 +72,10 @@ async fn run_job(app: &App, job_id: &str) -> Result<(), String> {
     };
     let outcome = match run(app, &job).await {
         Ok((version, result)) => Outcome::Succeeded { version, result },
+        // The job itself cannot succeed: marked failed, and the message is done.
         Err(Stop::Job(error)) => Outcome::Failed { error },
+        // The job stays running, its lease runs out, and the queue's redelivery (or,
+        // after the last one, the next request) takes it over.
         Err(Stop::Dependency(error)) => return Err(error),
     };
     app.jobs
@@ -118,92 +98,6 @@ async fn step(app: &App, job: &Job, name: &str, detail: &str) -> Result<(), Stop
         .map_err(|e| Stop::Dependency(format!("recording step {name}: {e}")))
 }
 
-async fn get_object(app: &App, key: &str) -> Result<Vec<u8>, Stop> {
-    let out = app
-        .s3
-        .get_object()
-        .bucket(&app.bucket)
-        .key(key)
-        .send()
-        .await
-        .map_err(|e| {
-            Stop::Dependency(format!("s3 {key}: {}", inferloop::error::error_chain(&e)))
-        })?;
-    let bytes = out.body.collect().await?;
-    Ok(bytes.into_bytes().to_vec())
-}
-
-/// The feedback whose true digit is known, with its stored input, split by hash of the
-/// prediction id into what the run trains on and the hold-out; and how many labelled
-/// feedbacks had no input left (their prediction expired).
-async fn labelled_feedback(
-    app: &App,
-) -> Result<(Vec<LabelledInput>, Vec<LabelledInput>, usize), Stop> {
-    let now = app.now();
-    let filter = FeedbackFilter {
-        from: format_timestamp(now - time::Duration::days(FEEDBACK_DAYS)),
-        to: format_timestamp(now),
-        ..FeedbackFilter::default()
-    };
-    let mut labelled = Vec::new();
-    let mut start = None;
-    loop {
-        let page = app.feedback.list(&filter, PAGE, start).await?;
-        for item in page.items {
-            let label = if item.correct {
-                Some(item.predicted)
-            } else {
-                item.true_label
-            };
-            if let Some(label) = label {
-                labelled.push((item.prediction_id, label));
-            }
-        }
-        start = page.next;
-        if start.is_none() {
-            break;
-        }
-    }
-    // The listing is newest first; a fixed order (by id) keeps the run deterministic.
-    labelled.sort();
-    let ids: Vec<String> = labelled.iter().map(|(id, _)| id.clone()).collect();
-    let inputs = app.predictions.inputs(&ids).await?;
-    let (mut train, mut holdout, mut missing) = (Vec::new(), Vec::new(), 0);
-    for (id, label) in labelled {
-        let Some(input) = inputs.get(&id) else {
-            missing += 1;
-            continue;
-        };
-        let sample = LabelledInput {
-            input: *input,
-            label,
-        };
-        if in_holdout(&id) {
-            holdout.push(sample);
-        } else {
-            train.push(sample);
-        }
-    }
-    Ok((train, holdout, missing))
-}
-
-fn dequantised(sample: &LabelledInput) -> [f32; INPUT_LEN] {
-    std::array::from_fn(|i| f32::from(sample.input[i]) / 255.0)
-}
-
-/// Each model's digit for each hold-out input.
-fn predict_all(model: &Model, samples: &[LabelledInput]) -> Result<Vec<u8>, Stop> {
-    samples
-        .iter()
-        .map(|sample| {
-            model
-                .predict(&dequantised(sample))
-                .map(|p| p.digit)
-                .map_err(|e| Stop::Job(format!("inference: {e}")))
-        })
-        .collect()
-}
-
 /// The job's own model (the one it was requested for: tests keep to models of their
 /// own), not necessarily this function's.
 async fn run(app: &App, job: &Job) -> Result<(String, Value), Stop> {
@@ -221,14 +115,7 @@ async fn run(app: &App, job: &Job) -> Result<(String, Value), Stop> {
             "production version {parent_name} is not registered"
         )));
     };
-    let onnx = get_object(app, &format!("{}{ONNX_FILE}", parent.artifact_prefix)).await?;
-    let actual = registry::sha256_hex(&onnx);
-    if actual != parent.sha256 {
-        return Err(Stop::Job(format!(
-            "{}'s model.onnx has sha256 {actual}, registered as {}",
-            parent.version, parent.sha256
-        )));
-    }
+    let onnx = compare::version_onnx(app, &parent).await?;
     let parent_net = from_onnx(&onnx, architecture(line)).map_err(|e| Stop::Job(e.to_string()))?;
     step(
         app,
@@ -238,9 +125,13 @@ async fn run(app: &App, job: &Job) -> Result<(String, Value), Stop> {
     )
     .await?;
 
-    let data = dataset::parse(&get_object(app, dataset::BUCKET_KEY).await?)
-        .map_err(|e| Stop::Job(e.to_string()))?;
-    let (feedback, holdout, missing) = labelled_feedback(app).await?;
+    let (settings, _) = app.auto_retrain_settings(&job.model).await?;
+    let data = compare::base_dataset(app).await?;
+    let compare::Feedback {
+        train: feedback,
+        holdout,
+        without_input: missing,
+    } = compare::labelled_feedback(app).await?;
     let counts = json!({
         "train_split": data.indices(Split::Train).len(),
         "test_split": data.indices(Split::Test).len(),
@@ -271,33 +162,10 @@ async fn run(app: &App, job: &Job) -> Result<(String, Value), Stop> {
             );
             let artifacts = package(&net, line, &params, &version, &data)
                 .map_err(|e| Stop::Job(e.to_string()))?;
-            let load = |bytes: &[u8]| {
-                onnx_to_nnef(bytes)
-                    .and_then(|nnef| Model::load(&nnef))
-                    .map_err(|e| Stop::Job(e.to_string()))
-            };
-            let parent_model = load(&onnx)?;
-            let candidate_model = load(&artifacts.onnx)?;
-            // Both models on the same labelled sets: the test split, then the hold-out.
-            let (_, parent_reference) =
-                train::evaluate(&parent_model, &data).map_err(|e| Stop::Job(e.to_string()))?;
-            let labels: Vec<u8> = data
-                .indices(Split::Test)
-                .into_iter()
-                .map(|i| data.label(i))
-                .collect();
-            let base = PairedPredictions::new(
-                labels,
-                parent_reference.predicted_digit,
-                artifacts.reference.predicted_digit.clone(),
-            )
-            .map_err(|e| Stop::Job(format!("the test split's answers: {e}")))?;
-            let holdout_set = PairedPredictions::new(
-                holdout.iter().map(|s| s.label).collect(),
-                predict_all(&parent_model, &holdout)?,
-                predict_all(&candidate_model, &holdout)?,
-            )
-            .map_err(|e| Stop::Job(format!("the hold-out's answers: {e}")))?;
+            let parent_model = compare::load_model(&onnx)?;
+            let candidate_model = compare::load_model(&artifacts.onnx)?;
+            let (base, holdout_set) =
+                compare::paired(&parent_model, &candidate_model, &data, &holdout)?;
             Ok(Trained {
                 artifacts,
                 base,
@@ -313,8 +181,7 @@ async fn run(app: &App, job: &Job) -> Result<(String, Value), Stop> {
         base,
         holdout: holdout_set,
     } = trained;
-    let settings = GateSettings::default();
-    let report = gate::evaluate(&base, &holdout_set, &settings);
+    let report = gate::evaluate(&base, &holdout_set, &settings.gate);
     let (report_json, report_sha256) = report.stored();
     step(
         app,
@@ -360,12 +227,70 @@ async fn run(app: &App, job: &Job) -> Result<(String, Value), Stop> {
         ),
     )
     .await?;
+    promotion::gate_alert(app, &registered, &report, &job.job_id).await;
+    let promoted = if !report.passed {
+        "no: the gate refused it".to_owned()
+    } else if !settings.auto_promote {
+        "no: auto-promotion is off; it waits in staging".to_owned()
+    } else {
+        auto_promote(app, job, &registered, &parent.version, &report_sha256).await?
+    };
+    step(app, job, "promotion", &promoted).await?;
     Ok((
         registered.version,
         json!({
             "data": counts,
             "metrics": manifest.metrics,
             "gate": {"passed": report.passed, "reasons": report.reasons, "report_sha256": report_sha256},
+            "promoted": promoted,
         }),
     ))
+}
+
+/// A candidate the gate passed becomes production, if its parent still is: a line
+/// promoted or rolled back while the run trained was judged against another version.
+async fn auto_promote(
+    app: &App,
+    job: &Job,
+    candidate: &inferloop::store::models::ModelVersion,
+    parent: &str,
+    report_sha256: &str,
+) -> Result<String, Stop> {
+    let pointer = app.models.production(&job.model).await?.unwrap_or_default();
+    let serving = pointer.version_of(&candidate.line).unwrap_or("none");
+    if serving != parent {
+        return Ok(format!(
+            "no: {serving} serves line {} now, not the parent {parent} it was judged against",
+            candidate.line
+        ));
+    }
+    let promotion = Promotion {
+        actor: promotion::WORKER_ACTOR.to_owned(),
+        reason: format!("retrain job {}: passed the promotion gate", job.job_id),
+        kind: ChangeKind::Gated,
+        gate_report_sha256: Some(report_sha256.to_owned()),
+        at: format_timestamp(app.now()),
+    };
+    let details = json!({
+        "model": job.model, "line": candidate.line, "version": candidate.version,
+        "from": parent, "reason": promotion.reason, "kind": "gated",
+        "gate_report_sha256": report_sha256, "job_id": job.job_id,
+    });
+    let audit = promotion::worker_audit(app, &job.job_id, details).await;
+    match promotion::promote(app, candidate, &promotion, audit).await {
+        Ok(Some(_)) => Ok(format!(
+            "yes: {} serves line {}",
+            candidate.version, candidate.line
+        )),
+        // A redelivered message whose first run promoted already.
+        Ok(None) => Ok(format!(
+            "yes: {} already served line {}",
+            candidate.version, candidate.line
+        )),
+        Err(StoreError::Conflict) => Ok(format!(
+            "no: line {}'s pointer changed while promoting; it waits in staging",
+            candidate.line
+        )),
+        Err(err) => Err(err.into()),
+    }
 }

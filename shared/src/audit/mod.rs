@@ -104,6 +104,7 @@ pub enum Action {
     ModelRolledBack,
     RetrainViewed,
     ModelsViewed,
+    AutoRetrainConfigChanged,
     AlertSent,
     SlackAlert,
     AccountUnlocked,
@@ -111,7 +112,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Self; 29] = [
+    pub const ALL: [Self; 30] = [
         Self::Login,
         Self::LoginFailed,
         Self::AccountLocked,
@@ -137,6 +138,7 @@ impl Action {
         Self::ModelRolledBack,
         Self::RetrainViewed,
         Self::ModelsViewed,
+        Self::AutoRetrainConfigChanged,
         Self::AlertSent,
         Self::SlackAlert,
         Self::AccountUnlocked,
@@ -170,6 +172,7 @@ impl Action {
             Self::ModelRolledBack => "model_rolled_back",
             Self::RetrainViewed => "retrain_viewed",
             Self::ModelsViewed => "models_viewed",
+            Self::AutoRetrainConfigChanged => "auto_retrain_config_changed",
             Self::AlertSent => "alert_sent",
             Self::SlackAlert => "slack_alert",
             Self::AccountUnlocked => "account_unlocked",
