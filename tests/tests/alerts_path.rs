@@ -67,6 +67,8 @@ async fn notifier(source: &str) -> Notifier {
         AlertStore::new(inferloop::aws::dynamodb(&sdk), stack_var("ALERTS_TABLE")),
         source,
     )
+    // What is tested is the path, not its speed: a busy machine must not fail it.
+    .with_publish_deadline(std::time::Duration::from_secs(10))
 }
 
 #[tokio::test]

@@ -16,8 +16,11 @@ use anyhow::{Context, Result};
 use serde_json::{Value, json};
 use std::time::Duration;
 
-/// How long one ReceiveMessage waits for a message (long polling).
-const WAIT_SECONDS: i32 = 1;
+/// Short polls, this far apart while the queue is empty. Not long polling: the local
+/// moto answers one request at a time (xtask/moto_server_serial.py), so a
+/// ReceiveMessage that waits holds every other call to the stack for that long (a full
+/// test run went from minutes to hours).
+const POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// A run of a function can take minutes (a retrain's epochs under the debug build).
 const INVOKE_TIMEOUT: Duration = Duration::from_secs(1_800);
 
@@ -98,13 +101,14 @@ async fn poll_once(
         .receive_message()
         .queue_url(url)
         .max_number_of_messages(mapping.batch_size.clamp(1, 10))
-        .wait_time_seconds(WAIT_SECONDS)
+        .wait_time_seconds(0)
         .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
         .send()
         .await
         .context("ReceiveMessage")?;
     let messages = received.messages();
     if messages.is_empty() {
+        tokio::time::sleep(POLL_INTERVAL).await;
         return Ok(());
     }
     let records: Vec<Value> = messages

@@ -3,7 +3,8 @@
 //!
 //! - `POST /admin/retrain` (and the seed's `/admin/retrain_mlflow`) `{line, reason,
 //!   epochs?, seed?}`: writes the job as `queued` (taking the line's lock: a second
-//!   request while one is queued or running is a 409 naming it) and sends its id to the
+//!   request while one is queued or running is a 409 naming it; so is a line with no
+//!   production version to start from) and sends its id to the
 //!   jobs queue; 202 `{job_id}` at once. `GET /admin/retrain/{job_id}`: the job, every
 //!   step recorded.
 //! - The queue (SQS, with a dead-letter queue; locally the same queue in moto, which
@@ -44,6 +45,10 @@ use std::convert::Infallible;
 use std::sync::LazyLock;
 use time::OffsetDateTime;
 
+/// How long this function waits for an alert's publish (a request path waits
+/// `inferloop::notify::PUBLISH_DEADLINE`).
+pub const ALERT_PUBLISH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub struct App {
     pub common: Common,
     pub jobs: JobStore,
@@ -76,7 +81,13 @@ impl App {
         let predictions = env.required("PREDICTIONS_TABLE")?;
         let config = env.required("CONFIG_TABLE")?;
         let model_name = env.optional("MODEL_NAME").unwrap_or_else(|| "mnist".into());
-        let start = ColdStart::from_env(&env).await?;
+        let mut start = ColdStart::from_env(&env).await?;
+        // A run takes minutes and its alert is the gate verdict's only notice: waiting
+        // seconds for the publish costs nothing here.
+        start.common.notifier = start
+            .common
+            .notifier
+            .map(|n| n.with_publish_deadline(ALERT_PUBLISH_DEADLINE));
         let db = start.dynamodb.clone();
         Ok(Self {
             sqs: aws_sdk_sqs::Client::new(&start.sdk),
@@ -209,6 +220,18 @@ fn is_sqs(event: &Value) -> bool {
 async fn request_retrain(app: &App, cx: Ctx<'_, Admin>) -> HandlerResult {
     let body: Value = parse_json(&cx.req, MAX_BODY_BYTES)?;
     let request = RetrainRequest::parse(body)?;
+    // A run starts from the line's production weights: without them it could only fail.
+    let pointer = app.models.production(&app.model_name).await?;
+    if pointer
+        .as_ref()
+        .and_then(|p| p.version_of(request.line.as_str()))
+        .is_none()
+    {
+        return Err(ApiError::Conflict(format!(
+            "line {} has no production version to start a retrain from",
+            request.line.as_str()
+        )));
+    }
     let now = app.now();
     let job = NewJob {
         job_id: ulid::Ulid::new().to_string(),

@@ -5,7 +5,8 @@
 //! Publishing is best effort for the caller: an alert is about work already done (a
 //! drift verdict stored, a 5xx answered), so a failure to publish it is logged and
 //! counted (`AlertPublishFailed`), never the caller's error, and never waited for
-//! longer than [`PUBLISH_DEADLINE`].
+//! longer than [`PUBLISH_DEADLINE`] (a caller not answering a request may allow more:
+//! [`Notifier::with_publish_deadline`]).
 
 pub mod alarm;
 pub mod deliveries;
@@ -168,6 +169,7 @@ pub struct Notifier {
     store: store::AlertStore,
     source: String,
     critical: Coalescer,
+    deadline: Duration,
 }
 
 impl Notifier {
@@ -183,7 +185,17 @@ impl Notifier {
             store,
             source: source.into(),
             critical: Coalescer::new(CRITICAL_WINDOW),
+            deadline: PUBLISH_DEADLINE,
         }
+    }
+
+    /// The same notifier waiting up to `deadline` for a publish instead of
+    /// [`PUBLISH_DEADLINE`]: for callers that are not answering a request (a retrain
+    /// job of minutes, whose alert is the verdict's only notice) and for tests, which
+    /// must not fail because a busy machine is slow.
+    pub fn with_publish_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
     }
 
     /// The same notifier with another folding window for critical errors (tests, which
@@ -199,9 +211,9 @@ impl Notifier {
     }
 
     /// Stores and publishes `alert`; `false` (logged and counted) when either failed or
-    /// took longer than [`PUBLISH_DEADLINE`].
+    /// took longer than its deadline ([`PUBLISH_DEADLINE`] unless set otherwise).
     pub async fn publish(&self, alert: &Alert) -> bool {
-        match tokio::time::timeout(PUBLISH_DEADLINE, self.publish_now(alert)).await {
+        match tokio::time::timeout(self.deadline, self.publish_now(alert)).await {
             Ok(Ok(())) => true,
             Ok(Err(reason)) => {
                 tracing::error!(alert_id = %alert.alert_id, kind = alert.kind.as_str(), reason = %reason, "alert not published");
