@@ -470,6 +470,7 @@ async fn fifty_logins_on_a_locked_account_write_one_entry() {
     }
     let source = private_source();
     let attempts = 44;
+    let started = std::time::Instant::now();
     for _ in 0..attempts {
         let (status, body, _) = call(&app, login_from(&source, &name, PASSWORD)).await;
         assert_eq!(status, 429);
@@ -480,10 +481,13 @@ async fn fifty_logins_on_a_locked_account_write_one_entry() {
         .into_iter()
         .filter(|d| d["reason"] == "locked")
         .collect();
-    assert_eq!(
-        refused.len(),
-        1,
-        "{attempts} refusals, one entry: {refused:?}"
+    // One entry per denial window (a minute): one for the whole burst, unless a busy
+    // machine stretched the burst past a window, when each further window adds one
+    // carrying how many it folded. Never one per attempt.
+    let windows = 1 + (started.elapsed().as_secs() / 60) as usize;
+    assert!(
+        !refused.is_empty() && refused.len() <= windows,
+        "{attempts} refusals in {windows} denial window(s), one entry each: {refused:?}"
     );
 }
 
