@@ -266,7 +266,7 @@ impl Registry {
                 started.elapsed(),
             ),
         };
-        let actual = hex::encode(Sha256::digest(&bytes));
+        let actual = sha256_hex(&bytes);
         if !actual.eq_ignore_ascii_case(&expected) {
             // Someone changed the artifact after registration, or the upload broke: never
             // serve it. This is an alert, not a routine failure.
@@ -329,12 +329,12 @@ impl Registry {
     }
 }
 
-/// Where publishing puts a version's files in the models bucket (DESIGN.md §6).
 /// The hex sha256 of a file: a version's identity.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// Where publishing puts a version's files in the models bucket (DESIGN.md §6).
 pub fn artifact_prefix(name: &str, version: &str) -> String {
     format!("models/{name}/{version}/")
 }
@@ -437,7 +437,7 @@ pub async fn publish(
         .map_err(|e| RegistryError::InvalidArtifacts(e.to_string()))?
         .as_str()
         .to_owned();
-    let sha256 = hex::encode(Sha256::digest(&artifacts.onnx));
+    let sha256 = sha256_hex(&artifacts.onnx);
     if text("sha256")? != sha256 {
         return Err(RegistryError::InvalidArtifacts(
             "manifest sha256 does not match model.onnx".into(),
@@ -453,7 +453,7 @@ pub async fn publish(
     })
     .await
     .map_err(|e| InferError::Load(e.to_string()))??;
-    let serving_sha256 = hex::encode(Sha256::digest(&nnef));
+    let serving_sha256 = sha256_hex(&nnef);
     let entry = ModelVersion {
         name: name.to_owned(),
         version: version.clone(),
