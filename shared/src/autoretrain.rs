@@ -4,10 +4,25 @@
 //! document per model in the Config table (`auto-retrain#<model>`), each value ranged;
 //! a stored document from before a setting existed reads with that setting's default.
 
+pub mod decision;
+#[cfg(feature = "queue")]
+pub mod requester;
+
 use crate::domain::Line;
 use crate::gate::GateSettings;
 use crate::settings::{InvalidSetting, check, count, within};
 use serde::{Deserialize, Serialize};
+
+/// How far back a retrain reads feedback (and auto-retrain counts it): predictions, and
+/// the inputs they keep, expire after 90 days.
+pub const FEEDBACK_DAYS: i64 = 90;
+
+/// Epochs of a retrain unless the request (or the auto-retrain settings) say otherwise.
+pub const DEFAULT_EPOCHS: usize = 3;
+/// The most epochs a request may ask for: a Lambda run has 15 minutes.
+pub const MAX_EPOCHS: usize = 20;
+/// The seed of a retrain unless the request (or the auto-retrain settings) say otherwise.
+pub const DEFAULT_SEED: u64 = 1;
 
 /// The Config table's name of `model`'s document.
 pub fn doc_name(model: &str) -> String {
@@ -34,6 +49,9 @@ pub struct AutoRetrainSettings {
     pub max_attempts_per_day: usize,
     /// The lines the drift check may retrain.
     pub lines: Vec<String>,
+    /// The epochs and seed of an automatic request's run.
+    pub epochs: usize,
+    pub seed: u64,
     /// A candidate the gate passes becomes production by itself; otherwise it waits in
     /// `staging` for `POST /models/{name}/versions/{v}/promote`.
     pub auto_promote: bool,
@@ -52,6 +70,8 @@ impl Default for AutoRetrainSettings {
             cooldown_hours: 24.0,
             max_attempts_per_day: 3,
             lines: vec!["v1".into(), "v2".into()],
+            epochs: DEFAULT_EPOCHS,
+            seed: DEFAULT_SEED,
             auto_promote: true,
             gate: GateSettings::default(),
         }
@@ -80,6 +100,7 @@ impl AutoRetrainSettings {
         )?;
         within("cooldown_hours", self.cooldown_hours, -1e-12, 24.0 * 30.0)?;
         count("max_attempts_per_day", self.max_attempts_per_day, 1, 24)?;
+        count("epochs", self.epochs, 1, MAX_EPOCHS)?;
         for line in &self.lines {
             check(
                 "lines",
@@ -165,6 +186,7 @@ mod tests {
         for (change, key) in [
             (json!({"cooldown_hours": -1}), "cooldown_hours"),
             (json!({"max_attempts_per_day": 0}), "max_attempts_per_day"),
+            (json!({"epochs": 21}), "epochs"),
             (json!({"lines": ["v3"]}), "lines"),
             (json!({"drift_score_threshold": 2}), "drift_score_threshold"),
             (json!({"gate": {"confidence": 1.5}}), "confidence"),

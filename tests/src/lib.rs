@@ -4,6 +4,7 @@
 //! Every test here needs the stack that `cargo xtask test` starts (moto + Redis, and
 //! `cargo lambda watch` for the end-to-end test). Without it they fail, loudly, saying so.
 
+pub mod retraining;
 pub mod standin;
 pub mod traffic;
 
@@ -298,12 +299,59 @@ pub async fn feedback_app() -> feedback::App {
 
 /// The drift function's state as its cold start builds it, for `model_name` (a model of
 /// the test's own, so its runs, references and alerts are its own).
+///
+/// Auto-retrain is turned off for that model: it is on by default, and a drift test's
+/// drifted windows would otherwise queue real retrain runs (the labelled feedback it
+/// counts is every test's). The schedule still decides and records `disabled`.
 pub async fn drift_app(model_name: &str) -> drift::App {
     stack_var("DRIFT_RUNS_TABLE");
-    drift::App::from_env()
+    let app = drift::App::from_env()
         .await
         .expect("the drift function starts with the stack's environment")
-        .with_model_name(model_name)
+        .with_model_name(model_name);
+    set_auto_retrain(model_name, serde_json::json!({"enabled": false})).await;
+    app
+}
+
+/// Changes `model`'s auto-retrain settings as `PUT /auto-retrain/config` would.
+pub async fn set_auto_retrain(model: &str, change: serde_json::Value) {
+    use inferloop::autoretrain::{AutoRetrainSettings, doc_name};
+    let store = inferloop::store::config_docs::ConfigStore::new(
+        dynamodb().await,
+        stack_var("CONFIG_TABLE"),
+    );
+    let name = doc_name(model);
+    let (current, revision): (AutoRetrainSettings, u64) = store
+        .load(&name)
+        .await
+        .expect("read the auto-retrain settings");
+    let next = current.apply(&change).expect("a valid auto-retrain change");
+    let doc = serde_json::to_value(&next).expect("settings serialise");
+    store
+        .put(
+            &name,
+            &doc,
+            revision,
+            &inferloop::time::now_rfc3339(),
+            "test",
+        )
+        .await
+        .expect("write the auto-retrain settings");
+}
+
+/// A queue of the test's own in the local stack, which no event source mapping polls:
+/// a job sent to it stays queued.
+pub async fn private_queue() -> String {
+    let sdk = inferloop::aws::sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let name = format!("test-{}", ulid::Ulid::new().to_string().to_lowercase());
+    sqs.create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .expect("create a queue in the local stack")
+        .queue_url
+        .expect("a created queue has a URL")
 }
 
 /// The retrain function's state as its cold start builds it, for `model_name` (a model

@@ -6,26 +6,20 @@
 //! of test-split digits read by the shipped v1 model (tests/src/traffic.rs).
 
 use inferloop::domain::Role;
-use inferloop::model::registry::{self, Artifacts};
 use inferloop::notify::store::AlertStore;
-use inferloop::store::models::{ModelStore, Promotion};
+use inferloop::store::models::ModelStore;
 use inferloop::store::predictions::PredictionStore;
+use integration_tests::retraining::{hour_start, model_registered_at};
 use integration_tests::traffic::{self, Photo};
-use integration_tests::{drift_app, json_of, request, root, stack_var, token_for, unique_username};
+use integration_tests::{
+    drift_app, dynamodb, json_of, request, set_auto_retrain, stack_var, token_for, unique_username,
+};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 /// Hours ago the tests' traffic starts: windows lie in the past, so nothing real
 /// overlaps them.
 const START_HOURS_AGO: i64 = 48;
-
-fn hour_start(hours_ago: i64) -> OffsetDateTime {
-    let now = OffsetDateTime::now_utc() - time::Duration::hours(hours_ago);
-    now.replace_minute(0)
-        .and_then(|t| t.replace_second(0))
-        .and_then(|t| t.replace_nanosecond(0))
-        .expect("an hour's start")
-}
 
 struct Setup {
     app: drift::App,
@@ -38,31 +32,15 @@ struct Setup {
 /// A model of this test's own (the shipped v1, registered at `start`), the drift
 /// function for it, and settings for hour-long windows over a reference of 200.
 async fn setup(settings: Value) -> Setup {
-    let model = format!("drift-{}", ulid::Ulid::new().to_string().to_lowercase());
-    let sdk = inferloop::aws::sdk_config().await;
-    let store = ModelStore::new(inferloop::aws::dynamodb(&sdk), stack_var("MODELS_TABLE"));
-    let s3 = inferloop::aws::s3(&sdk);
     let start = hour_start(START_HOURS_AGO);
-    let artifacts = Artifacts::read_dir(&root().join("models/v1")).expect("shipped v1");
-    let (version, _) = registry::publish(
-        &store,
-        &s3,
-        &stack_var("MODELS_BUCKET"),
-        &model,
-        &artifacts,
-        &inferloop::time::format_timestamp(start),
-    )
-    .await
-    .expect("publish v1 under the test's name");
-    store
-        .promote(
-            &model,
-            &version,
-            true,
-            &Promotion::published("test", inferloop::time::now_rfc3339()),
-        )
+    let model = model_registered_at(&["v1"], &inferloop::time::format_timestamp(start)).await;
+    let store = ModelStore::new(dynamodb().await, stack_var("MODELS_TABLE"));
+    let version = store
+        .production(&model)
         .await
-        .expect("promote");
+        .expect("read the pointer")
+        .and_then(|p| p.version_of("v1").map(str::to_owned))
+        .expect("v1 serves");
     let app = drift_app(&model).await;
     let mut body = json!({"reference_size": 200, "detection_window_hours": 1, "min_samples": 100});
     if let (Some(extra), Some(map)) = (settings.as_object(), body.as_object_mut()) {
@@ -71,13 +49,10 @@ async fn setup(settings: Value) -> Setup {
     let (status, json) = call(&app, "POST", "/drift/config", Some(&body.to_string())).await;
     assert_eq!(status, 200, "{json}");
     Setup {
-        predictions: PredictionStore::new(
-            inferloop::aws::dynamodb(&sdk),
-            stack_var("PREDICTIONS_TABLE"),
-        ),
+        predictions: PredictionStore::new(dynamodb().await, stack_var("PREDICTIONS_TABLE")),
         app,
         model,
-        version: version.version,
+        version,
         start,
     }
 }
@@ -199,6 +174,9 @@ async fn in_distribution_windows_after_a_production_reference_do_not_alarm() {
 #[tokio::test]
 async fn a_shifted_window_drifts_alerts_once_and_resolves_when_traffic_is_back() {
     let s = setup(json!({})).await;
+    // A drifted verdict crosses the lowest threshold there is; auto-retrain is off for
+    // the test's model (drift_app), so it is refused as disabled, and the run says so.
+    set_auto_retrain(&s.model, json!({"drift_score_threshold": 0.001})).await;
     let references = traffic::half(true);
     let windows = traffic::half(false);
     s.traffic(0, &traffic::draw(&references, 200, 2)).await;
@@ -212,6 +190,10 @@ async fn a_shifted_window_drifts_alerts_once_and_resolves_when_traffic_is_back()
     assert_eq!(digit["is_drifted"], true);
     assert!(digit["drift_severity"].is_string());
     assert_eq!(shifted["alert"]["action"], "fired");
+    let auto = &shifted["auto_retrain"];
+    assert_eq!(auto["decision"], "refused", "{auto}");
+    assert_eq!(auto["refusal"]["code"], "disabled", "{auto}");
+    assert_eq!(auto["crossing"]["value"], shifted["overall_drift_score"]);
     let alert_id = shifted["alert"]["alert_id"].as_str().unwrap().to_owned();
     let alerts = AlertStore::new(
         integration_tests::dynamodb().await,

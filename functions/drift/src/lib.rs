@@ -12,9 +12,14 @@
 //! - `GET /drift/history`, `/drift/summary`, `/drift/alerts`, `/drift/recent-results`:
 //!   stored runs. `GET`/`POST /drift/config`: the model's settings.
 //! - `POST /drift/comprehensive-metrics`, `POST /drift/test-drift`, `GET /drift/health`.
+//! - `POST /drift/model-performance-drift`: an old and a new model's predictions of the
+//!   same samples, paired as the promotion gate pairs them ([`performance`]).
 //! - The EventBridge schedule: [`scheduled`] checks each line's production version over
 //!   the last `detection_window_hours`, stores the run and fires, holds or resolves the
-//!   line's drift alert ([`alerting`]).
+//!   line's drift alert ([`alerting`]), and asks for a retrain when the verdict crosses
+//!   the auto-retrain thresholds within their cooldown and daily limits
+//!   (`inferloop::autoretrain`; each refusal is recorded with its reason, the decision
+//!   goes into the run's report as `auto_retrain`).
 //!
 //! Modules: [`params`] and [`bodies`] parse requests, [`check`] reads windows and
 //! references, [`estimate`] the label-free estimate, [`selftest`] the built-in samples.
@@ -24,11 +29,15 @@ pub mod bodies;
 pub mod check;
 pub mod estimate;
 pub mod params;
+pub mod performance;
 pub mod selftest;
 
 use bodies::{DataDriftBody, MAX_BODY_BYTES, MetricsBody, ModelDriftBody, SetReferenceBody};
 use inferloop::ApiError;
 use inferloop::audit::{Action, Outcome};
+use inferloop::autoretrain::AutoRetrainSettings;
+use inferloop::autoretrain::decision::Verdict;
+use inferloop::autoretrain::requester::{AutoRequest, Requester};
 use inferloop::config;
 use inferloop::dispatch::{Invocation, http_response};
 use inferloop::drift::columns;
@@ -36,8 +45,8 @@ use inferloop::drift::data;
 use inferloop::drift::reference::{ProductionReference, ReferenceSummary, Source};
 use inferloop::drift::{DriftSettings, SettingsChange};
 use inferloop::http::{
-    Admin, Ctx, HandlerResult, PageRequest, RequestMeta, Router, encode_cursor, json_response,
-    parse_json, query_param,
+    Admin, AuditScope, Ctx, HandlerResult, PageRequest, RequestMeta, Router, encode_cursor,
+    json_response, parse_json, query_param,
 };
 use inferloop::service::{ColdStart, Common, Service};
 use inferloop::stats::Confusion;
@@ -46,6 +55,7 @@ use inferloop::store::StoreError;
 use inferloop::store::config_docs::ConfigStore;
 use inferloop::store::drift_runs::{ADHOC, DriftRun, RunStore};
 use inferloop::store::feedback::FeedbackStore;
+use inferloop::store::jobs::JobStore;
 use inferloop::store::models::{ModelStore, ModelVersion};
 use inferloop::store::predictions::PredictionStore;
 use inferloop::time::{TimeRange, format_timestamp};
@@ -70,6 +80,9 @@ pub struct App {
     pub feedback: FeedbackStore,
     pub runs: RunStore,
     pub config: ConfigStore,
+    /// Asks for retrains when a scheduled check's verdict crosses the auto-retrain
+    /// thresholds, within their limits.
+    pub requester: Requester,
     pub s3: aws_sdk_s3::Client,
     pub bucket: String,
     pub model_name: String,
@@ -91,10 +104,13 @@ impl App {
         let feedback = env.required("FEEDBACK_TABLE")?;
         let models = env.required("MODELS_TABLE")?;
         let bucket = env.required("MODELS_BUCKET")?;
+        let jobs = env.required("JOBS_TABLE")?;
+        let queue_url = env.required("RETRAIN_QUEUE_URL")?;
         let model_name = env.optional("MODEL_NAME").unwrap_or_else(|| "mnist".into());
         let start = ColdStart::from_env(&env).await?;
         let db = start.dynamodb.clone();
         Ok(Self {
+            requester: Requester::new(JobStore::new(db.clone(), jobs), &start.sdk, queue_url),
             s3: inferloop::aws::s3(&start.sdk),
             common: start.common,
             models: ModelStore::new(db.clone(), models),
@@ -133,14 +149,7 @@ impl App {
     /// The model's drift settings (the defaults until an admin changes them) and their
     /// revision.
     pub async fn settings(&self) -> Result<(DriftSettings, u64), ApiError> {
-        match self.config.get(&self.settings_name()).await? {
-            None => Ok((DriftSettings::default(), 0)),
-            Some(doc) => {
-                let settings: DriftSettings = serde_json::from_value(doc.doc)
-                    .map_err(|e| ApiError::Internal(format!("stored drift settings: {e}")))?;
-                Ok((settings, doc.revision))
-            }
-        }
+        Ok(self.config.load(&self.settings_name()).await?)
     }
 
     fn expires_at(&self) -> u64 {
@@ -188,6 +197,12 @@ static ROUTES: LazyLock<Router<App>> = LazyLock::new(|| {
             "/drift/config",
             Action::DriftConfigChanged,
             post_config,
+        )
+        .admin(
+            Method::POST,
+            "/drift/model-performance-drift",
+            Action::DriftCheck,
+            model_performance_drift,
         )
         .admin(
             Method::POST,
@@ -327,6 +342,7 @@ async fn scheduled_line(
     report["run_id"] = json!(run_id);
     report["timestamp"] = json!(checked_at);
     report["alert"] = json!({"action": action, "alert_id": alert_id});
+    report["auto_retrain"] = auto_retrain(app, line, &result, &report, run_id, at).await;
     let run = DriftRun {
         scope,
         run_id: run_id.to_owned(),
@@ -365,6 +381,50 @@ async fn scheduled_line(
         )
         .await;
     Ok(run)
+}
+
+/// Asks for a retrain of `line` if the check's verdict crosses the auto-retrain
+/// thresholds and the limits allow; the decision (or why it could not be made) goes into
+/// the run's report. A failure here never fails the check: the next run decides again.
+async fn auto_retrain(
+    app: &App,
+    line: &str,
+    result: &check::LineCheck,
+    report: &Value,
+    run_id: &str,
+    at: OffsetDateTime,
+) -> Value {
+    let Ok(line) = inferloop::domain::Line::parse_named("line", line) else {
+        return json!({"decision": "error", "error": format!("{line} is not a line")});
+    };
+    let name = inferloop::autoretrain::doc_name(&app.model_name);
+    let settings: AutoRetrainSettings = match app.config.load(&name).await {
+        Ok((settings, _)) => settings,
+        Err(err) => {
+            tracing::error!(error = %err, "auto-retrain settings unreadable");
+            return json!({"decision": "error", "error": err.to_string()});
+        }
+    };
+    let request = AutoRequest {
+        model: &app.model_name,
+        line,
+        verdict: Verdict::of_check(result.data.overall_drift_score, report),
+        settings: &settings,
+        run_id,
+        now: at,
+    };
+    let audit = AuditScope::system(&app.common.audit, run_id, SCHEDULE_ACTOR);
+    match app
+        .requester
+        .consider(&request, &app.feedback, &audit)
+        .await
+    {
+        Ok(considered) => serde_json::to_value(considered).unwrap_or_default(),
+        Err(err) => {
+            tracing::error!(error = %err, line = line.as_str(), "auto-retrain decision failed");
+            json!({"decision": "error", "error": err.to_string()})
+        }
+    }
 }
 
 /// A `model_name` in a request must be this function's model.
@@ -946,6 +1006,24 @@ async fn post_config(app: &App, cx: Ctx<'_, Admin>) -> HandlerResult {
     shown["revision"] = json!(revision);
     shown["model_name"] = json!(app.model_name);
     Ok(json_response(StatusCode::OK, &shown))
+}
+
+/// `POST /drift/model-performance-drift` ([`performance`]), by the gate's numbers.
+async fn model_performance_drift(app: &App, cx: Ctx<'_, Admin>) -> HandlerResult {
+    let body: performance::PerformanceDriftBody = parse_json(&cx.req, MAX_BODY_BYTES)?;
+    check_model_name(app, body.model_name.as_deref())?;
+    let name = inferloop::autoretrain::doc_name(&app.model_name);
+    let (settings, _): (AutoRetrainSettings, u64) = app.config.load(&name).await?;
+    let mut doc = performance::report(&body, &settings.gate)?;
+    doc["model_name"] = json!(app.model_name);
+    cx.audit
+        .record_best_effort(
+            Action::DriftCheck,
+            Outcome::Success,
+            json!({"route": "/drift/model-performance-drift", "n": doc["samples"]}),
+        )
+        .await;
+    Ok(json_response(StatusCode::OK, &doc))
 }
 
 async fn comprehensive_metrics(app: &App, cx: Ctx<'_, Admin>) -> HandlerResult {

@@ -12,15 +12,8 @@ use inferloop::model::preprocess::INPUT_LEN;
 use inferloop::model::registry::{self, ONNX_FILE};
 use inferloop::model::retrain::in_holdout;
 use inferloop::model::train::{self, LabelledInput};
-use inferloop::store::feedback::FeedbackFilter;
 use inferloop::store::models::ModelVersion;
 use inferloop::time::format_timestamp;
-
-/// How far back feedback is read: predictions, and the inputs they keep, expire after
-/// 90 days.
-const FEEDBACK_DAYS: i64 = 90;
-/// Feedback read per page.
-const PAGE: u32 = 500;
 
 /// Why a step could not be done.
 #[derive(Debug)]
@@ -103,32 +96,13 @@ pub struct Feedback {
 /// same preprocessed 28×28 input, so a labelled digit teaches either.
 pub async fn labelled_feedback(app: &App) -> Result<Feedback, Stop> {
     let now = app.now();
-    let filter = FeedbackFilter {
-        from: format_timestamp(now - time::Duration::days(FEEDBACK_DAYS)),
-        to: format_timestamp(now),
-        ..FeedbackFilter::default()
-    };
-    let mut labelled = Vec::new();
-    let mut start = None;
-    loop {
-        let page = app.feedback.list(&filter, PAGE, start).await?;
-        for item in page.items {
-            let label = if item.correct {
-                Some(item.predicted)
-            } else {
-                item.true_label
-            };
-            if let Some(label) = label {
-                labelled.push((item.prediction_id, label));
-            }
-        }
-        start = page.next;
-        if start.is_none() {
-            break;
-        }
-    }
-    // The listing is newest first; a fixed order (by id) keeps the run deterministic.
-    labelled.sort();
+    let labelled = app
+        .feedback
+        .labelled(
+            &format_timestamp(now - time::Duration::days(inferloop::autoretrain::FEEDBACK_DAYS)),
+            &format_timestamp(now),
+        )
+        .await?;
     let ids: Vec<String> = labelled.iter().map(|(id, _)| id.clone()).collect();
     let inputs = app.predictions.inputs(&ids).await?;
     let mut feedback = Feedback::default();

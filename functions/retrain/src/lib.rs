@@ -15,25 +15,34 @@
 //!   `POST /models/{name}/versions/{version}/rollback`: the registry ([`registry`],
 //!   [`promotion`]).
 //! - `GET`/`PUT /auto-retrain/config`: the auto-retrain settings, auto-promotion and
-//!   the gate's numbers ([`auto`]).
+//!   the gate's numbers ([`auto`]); `GET /auto-retrain/status`, `/status/{line}`,
+//!   `/events`, `DELETE /auto-retrain/events/{id}` ([`events`]); `POST
+//!   /auto-retrain/trigger/{line}`, `/check-drift/{line}` ([`triggers`]).
+//! - The seed's `/drift/evaluate-model`, `/drift/promote-model`,
+//!   `/drift/promotion-history`, `/drift/promotion-criteria` ([`seed`]).
 
 pub mod auto;
 pub mod compare;
+pub mod events;
 pub mod promotion;
 pub mod registry;
 pub mod request;
+pub mod seed;
+pub mod triggers;
 pub mod worker;
 
 use inferloop::ApiError;
 use inferloop::audit::{Action, Outcome};
+use inferloop::autoretrain::requester::{Requester, SubmitError};
 use inferloop::config;
 use inferloop::dispatch::{Invocation, http_response};
 use inferloop::http::{Admin, Ctx, HandlerResult, Router, json_response, parse_json};
 use inferloop::service::{ColdStart, Common, Service};
 use inferloop::store::StoreError;
 use inferloop::store::config_docs::ConfigStore;
+use inferloop::store::drift_runs::RunStore;
 use inferloop::store::feedback::FeedbackStore;
-use inferloop::store::jobs::{EnqueueError, JobStore, NewJob};
+use inferloop::store::jobs::{JobStore, NewJob};
 use inferloop::store::models::ModelStore;
 use inferloop::store::predictions::PredictionStore;
 use inferloop::time::format_timestamp;
@@ -56,8 +65,10 @@ pub struct App {
     /// Read-only here: the labelled feedback a run trains on.
     pub feedback: FeedbackStore,
     pub predictions: PredictionStore,
-    pub sqs: aws_sdk_sqs::Client,
-    pub queue_url: String,
+    /// Queues jobs (the jobs queue) and records auto-retrain's decisions.
+    pub requester: Requester,
+    /// Read-only here: the line's latest drift check, for `check-drift`.
+    pub runs: RunStore,
     pub s3: aws_sdk_s3::Client,
     /// The auto-retrain settings (and the gate's numbers in them).
     pub config: ConfigStore,
@@ -80,6 +91,7 @@ impl App {
         let feedback = env.required("FEEDBACK_TABLE")?;
         let predictions = env.required("PREDICTIONS_TABLE")?;
         let config = env.required("CONFIG_TABLE")?;
+        let runs = env.required("DRIFT_RUNS_TABLE")?;
         let model_name = env.optional("MODEL_NAME").unwrap_or_else(|| "mnist".into());
         let mut start = ColdStart::from_env(&env).await?;
         // A run takes minutes and its alert is the gate verdict's only notice: waiting
@@ -90,16 +102,16 @@ impl App {
             .map(|n| n.with_publish_deadline(ALERT_PUBLISH_DEADLINE));
         let db = start.dynamodb.clone();
         Ok(Self {
-            sqs: aws_sdk_sqs::Client::new(&start.sdk),
+            requester: Requester::new(JobStore::new(db.clone(), &jobs), &start.sdk, queue_url),
             s3: inferloop::aws::s3(&start.sdk),
             common: start.common,
             jobs: JobStore::new(db.clone(), jobs),
+            runs: RunStore::new(db.clone(), runs),
             config: ConfigStore::new(db.clone(), config),
             models: ModelStore::new(db.clone(), models),
             // The counters' table is never written here.
             feedback: FeedbackStore::new(db.clone(), feedback, String::new(), predictions.clone()),
             predictions: PredictionStore::new(db, predictions),
-            queue_url,
             bucket,
             model_name,
             now: None,
@@ -109,6 +121,12 @@ impl App {
     /// The same function for another model name (tests keep to models of their own).
     pub fn with_model_name(mut self, name: impl Into<String>) -> Self {
         self.model_name = name.into();
+        self
+    }
+
+    /// The same function sending jobs to another queue (tests: one no mapping polls).
+    pub fn with_queue_url(mut self, queue_url: &str) -> Self {
+        self.requester = self.requester.with_queue_url(queue_url);
         self
     }
 
@@ -185,6 +203,66 @@ static ROUTES: LazyLock<Router<App>> = LazyLock::new(|| {
             Action::ModelRolledBack,
             registry::rollback,
         )
+        .admin(
+            Method::GET,
+            "/auto-retrain/status",
+            Action::RetrainViewed,
+            events::status,
+        )
+        .admin(
+            Method::GET,
+            "/auto-retrain/status/{line}",
+            Action::RetrainViewed,
+            events::line_status,
+        )
+        .admin(
+            Method::GET,
+            "/auto-retrain/events",
+            Action::RetrainViewed,
+            events::list,
+        )
+        .admin(
+            Method::DELETE,
+            "/auto-retrain/events/{event_id}",
+            Action::RetrainCancelled,
+            events::cancel,
+        )
+        .admin(
+            Method::POST,
+            "/auto-retrain/trigger/{line}",
+            Action::RetrainRequested,
+            triggers::trigger,
+        )
+        .admin(
+            Method::POST,
+            "/auto-retrain/check-drift/{line}",
+            Action::RetrainRequested,
+            triggers::check_drift,
+        )
+        .admin(
+            Method::POST,
+            "/drift/evaluate-model",
+            Action::ModelsViewed,
+            seed::evaluate_model,
+        )
+        .admin(
+            Method::POST,
+            "/drift/promote-model",
+            Action::ModelPromoted,
+            seed::promote_model,
+        )
+        .admin(
+            Method::GET,
+            "/drift/promotion-history",
+            Action::ModelsViewed,
+            seed::promotion_history,
+        )
+        .admin(
+            Method::GET,
+            "/drift/promotion-criteria",
+            Action::ModelsViewed,
+            seed::promotion_criteria,
+        )
 });
 
 /// This function's route table.
@@ -220,6 +298,18 @@ fn is_sqs(event: &Value) -> bool {
 async fn request_retrain(app: &App, cx: Ctx<'_, Admin>) -> HandlerResult {
     let body: Value = parse_json(&cx.req, MAX_BODY_BYTES)?;
     let request = RetrainRequest::parse(body)?;
+    queue_manual(app, &cx, &request, json!({})).await
+}
+
+/// Queues an admin's request (`/admin/retrain`, `/auto-retrain/trigger/{line}`): 202 with
+/// the job's id; 409 naming the line's job if one is queued or running, or when the line
+/// has no production version to start from. `extra` goes into the audit entry.
+pub(crate) async fn queue_manual(
+    app: &App,
+    cx: &Ctx<'_, Admin>,
+    request: &RetrainRequest,
+    extra: Value,
+) -> HandlerResult {
     // A run starts from the line's production weights: without them it could only fail.
     let pointer = app.models.production(&app.model_name).await?;
     if pointer
@@ -244,54 +334,29 @@ async fn request_retrain(app: &App, cx: Ctx<'_, Admin>) -> HandlerResult {
         seed: request.seed,
         queued_at: format_timestamp(now),
     };
-    let details = json!({
+    let mut details = json!({
         "job_id": job.job_id, "model": job.model, "line": job.line,
         "reason": job.reason, "epochs": job.epochs, "seed": job.seed,
     });
+    if let (Some(details), Value::Object(extra)) = (details.as_object_mut(), extra) {
+        details.extend(extra);
+    }
     let audit = cx
         .audit
         .prepare(Action::RetrainRequested, Outcome::Success, details)
         .await;
-    let now_secs = now.unix_timestamp().max(0) as u64;
-    match app.jobs.enqueue(&job, audit, now_secs).await {
-        Ok(()) => {}
-        Err(EnqueueError::Busy(holder)) => {
-            return Err(ApiError::Conflict(format!(
-                "job {holder} is already queued or running for line {}",
-                job.line
-            )));
-        }
-        Err(EnqueueError::Store(err)) => return Err(err.into()),
+    match app.requester.submit(&job, audit, now).await {
+        Ok(()) => Ok(json_response(
+            StatusCode::ACCEPTED,
+            &json!({"job_id": job.job_id, "status": "queued", "line": job.line}),
+        )),
+        Err(SubmitError::Busy(holder)) => Err(ApiError::Conflict(format!(
+            "job {holder} is already queued or running for line {}",
+            job.line
+        ))),
+        Err(SubmitError::Queue(error)) => Err(ApiError::dependency(error)),
+        Err(SubmitError::Store(err)) => Err(err.into()),
     }
-    let sent = app
-        .sqs
-        .send_message()
-        .queue_url(&app.queue_url)
-        .message_body(json!({"job_id": job.job_id}).to_string())
-        .send()
-        .await;
-    if let Err(err) = sent {
-        // The job would wait forever with the line locked: it fails now, saying why.
-        let error = format!(
-            "the job could not be queued: {}",
-            inferloop::error::error_chain(&err)
-        );
-        let outcome = inferloop::store::jobs::Outcome::Failed {
-            error: error.clone(),
-        };
-        if let Err(store) = app
-            .jobs
-            .finish(&job.job_id, &outcome, &format_timestamp(app.now()), None)
-            .await
-        {
-            tracing::error!(job = %job.job_id, error = %store, "a job that could not be queued is left queued");
-        }
-        return Err(ApiError::dependency(error));
-    }
-    Ok(json_response(
-        StatusCode::ACCEPTED,
-        &json!({"job_id": job.job_id, "status": "queued", "line": job.line}),
-    ))
 }
 
 async fn get_job(app: &App, cx: Ctx<'_, Admin>) -> HandlerResult {

@@ -26,14 +26,15 @@ impl App {
         &self,
         model: &str,
     ) -> Result<(AutoRetrainSettings, u64), Stop> {
-        match self.config.get(&doc_name(model)).await? {
-            None => Ok((AutoRetrainSettings::default(), 0)),
-            Some(doc) => {
-                let settings: AutoRetrainSettings = serde_json::from_value(doc.doc)
-                    .map_err(|e| Stop::Job(format!("stored auto-retrain settings: {e}")))?;
-                Ok((settings, doc.revision))
-            }
-        }
+        self.config
+            .load(&doc_name(model))
+            .await
+            .map_err(|e| match e {
+                StoreError::Corrupt(what) => {
+                    Stop::Job(format!("stored auto-retrain settings: {what}"))
+                }
+                other => Stop::Dependency(other.to_string()),
+            })
     }
 }
 

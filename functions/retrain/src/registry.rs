@@ -7,6 +7,7 @@ use crate::{App, changed_meanwhile};
 use inferloop::ApiError;
 use inferloop::audit::{Action, Outcome};
 use inferloop::domain::{Line, VersionName};
+use inferloop::gate::GateReport;
 use inferloop::http::{Admin, Ctx, HandlerResult, json_response, parse_json, query_param};
 use inferloop::store::models::{ChangeKind, ModelVersion, Promotion, rollback_target};
 use inferloop::time::{format_timestamp, parse_instant};
@@ -186,14 +187,22 @@ pub async fn promote(app: &App, cx: Ctx<'_, Admin>) -> HandlerResult {
     let name = own_model(app, &cx)?.to_owned();
     let version = VersionName::parse(cx.param("version")?).map_err(ApiError::bad_parameter)?;
     let body: PromoteBody = parse_json(&cx.req, 4 * 1024)?;
-    let reason = checked_reason(&body.reason)?;
-    let Some(candidate) = app.models.get_version(&name, version.as_str()).await? else {
+    promote_version(app, &cx, &name, &version, &body.reason, body.force).await
+}
+
+/// The version `version` of `name` and the version serving its line (if any): 404 for
+/// an unknown version, 409 when it serves already.
+async fn candidate_and_serving(
+    app: &App,
+    name: &str,
+    version: &str,
+) -> Result<(ModelVersion, Option<String>), ApiError> {
+    let Some(candidate) = app.models.get_version(name, version).await? else {
         return Err(ApiError::NotFound(format!(
-            "model {name} has no version {}",
-            version.as_str()
+            "model {name} has no version {version}"
         )));
     };
-    let pointer = app.models.production(&name).await?.unwrap_or_default();
+    let pointer = app.models.production(name).await?.unwrap_or_default();
     let serving = pointer.version_of(&candidate.line).map(str::to_owned);
     if serving.as_deref() == Some(candidate.version.as_str()) {
         return Err(ApiError::Conflict(format!(
@@ -201,28 +210,71 @@ pub async fn promote(app: &App, cx: Ctx<'_, Admin>) -> HandlerResult {
             candidate.version, candidate.line
         )));
     }
-    let report = if body.force {
+    Ok((candidate, serving))
+}
+
+/// The gate's report on `candidate` against `serving` (the line's production version).
+async fn judged(
+    app: &App,
+    name: &str,
+    candidate: &ModelVersion,
+    serving: &str,
+) -> Result<(ModelVersion, GateReport), ApiError> {
+    let Some(production) = app.models.get_version(name, serving).await? else {
+        return Err(ApiError::Internal(format!(
+            "the pointer names {serving}, which is not registered"
+        )));
+    };
+    let (settings, _) = app
+        .auto_retrain_settings(&app.model_name)
+        .await
+        .map_err(Stop::into_api)?;
+    let report = promotion::judge(app, &production, candidate, &settings.gate)
+        .await
+        .map_err(Stop::into_api)?;
+    Ok((production, report))
+}
+
+fn nothing_to_judge_against(candidate: &ModelVersion) -> ApiError {
+    ApiError::Conflict(format!(
+        "line {} has no production version to judge {} against; force: true promotes it unjudged",
+        candidate.line, candidate.version
+    ))
+}
+
+/// The gate's verdict on `version` against its line's production version, promoting
+/// nothing: the candidate, the production version and the report.
+pub async fn evaluation(
+    app: &App,
+    version: &str,
+) -> Result<(ModelVersion, ModelVersion, GateReport), ApiError> {
+    let (candidate, serving) = candidate_and_serving(app, &app.model_name, version).await?;
+    let Some(serving) = serving else {
+        return Err(nothing_to_judge_against(&candidate));
+    };
+    let (production, report) = judged(app, &app.model_name, &candidate, &serving).await?;
+    Ok((candidate, production, report))
+}
+
+/// Promotes `version` of `name` (the registry's route and the seed's
+/// `/drift/promote-model`): judged by the gate unless `force`, audited either way.
+pub async fn promote_version(
+    app: &App,
+    cx: &Ctx<'_, Admin>,
+    name: &str,
+    version: &VersionName,
+    reason: &str,
+    force: bool,
+) -> HandlerResult {
+    let reason = checked_reason(reason)?;
+    let (candidate, serving) = candidate_and_serving(app, name, version.as_str()).await?;
+    let report = if force {
         None
     } else {
         let Some(serving) = &serving else {
-            return Err(ApiError::Conflict(format!(
-                "line {} has no production version to judge {} against; force: true promotes it unjudged",
-                candidate.line, candidate.version
-            )));
+            return Err(nothing_to_judge_against(&candidate));
         };
-        let Some(production) = app.models.get_version(&name, serving).await? else {
-            return Err(ApiError::Internal(format!(
-                "the pointer names {serving}, which is not registered"
-            )));
-        };
-        let (settings, _) = app
-            .auto_retrain_settings(&app.model_name)
-            .await
-            .map_err(Stop::into_api)?;
-        let report = promotion::judge(app, &production, &candidate, &settings.gate)
-            .await
-            .map_err(Stop::into_api)?;
-        Some(report)
+        Some(judged(app, name, &candidate, serving).await?.1)
     };
     let stored = report.as_ref().map(|r| r.stored());
     if let Some(report) = report.as_ref().filter(|r| !r.passed) {
@@ -244,7 +296,7 @@ pub async fn promote(app: &App, cx: Ctx<'_, Admin>) -> HandlerResult {
             ),
         ));
     }
-    let kind = if body.force {
+    let kind = if force {
         ChangeKind::Forced
     } else {
         ChangeKind::Gated

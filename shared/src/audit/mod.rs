@@ -105,6 +105,7 @@ pub enum Action {
     RetrainViewed,
     ModelsViewed,
     AutoRetrainConfigChanged,
+    RetrainCancelled,
     AlertSent,
     SlackAlert,
     AccountUnlocked,
@@ -112,7 +113,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Self; 30] = [
+    pub const ALL: [Self; 31] = [
         Self::Login,
         Self::LoginFailed,
         Self::AccountLocked,
@@ -139,6 +140,7 @@ impl Action {
         Self::RetrainViewed,
         Self::ModelsViewed,
         Self::AutoRetrainConfigChanged,
+        Self::RetrainCancelled,
         Self::AlertSent,
         Self::SlackAlert,
         Self::AccountUnlocked,
@@ -173,6 +175,7 @@ impl Action {
             Self::RetrainViewed => "retrain_viewed",
             Self::ModelsViewed => "models_viewed",
             Self::AutoRetrainConfigChanged => "auto_retrain_config_changed",
+            Self::RetrainCancelled => "retrain_cancelled",
             Self::AlertSent => "alert_sent",
             Self::SlackAlert => "slack_alert",
             Self::AccountUnlocked => "account_unlocked",

@@ -139,6 +139,12 @@ pub struct SetComparison {
     pub minimum_detectable_difference: Option<f64>,
 }
 
+/// The two models on one labelled set, by `settings`' confidence, level and power (what
+/// the gate judges by; `POST /drift/model-performance-drift` reports it for posted sets).
+pub fn compare(set: &PairedPredictions, settings: &GateSettings) -> SetComparison {
+    SetComparison::new(set, settings)
+}
+
 impl SetComparison {
     fn new(set: &PairedPredictions, settings: &GateSettings) -> Self {
         let counts = set.counts();
@@ -279,7 +285,8 @@ fn base_rule(base: &SetComparison, settings: &GateSettings) -> RuleOutcome {
     }
 }
 
-fn class_recalls(base: &PairedPredictions) -> Vec<ClassRecall> {
+/// Each digit's recall by both models on `set`.
+pub fn class_recalls(base: &PairedPredictions) -> Vec<ClassRecall> {
     let (production, candidate) = base.confusions();
     (0..CLASSES)
         .filter(|&class| production.support(class) > 0)

@@ -84,7 +84,26 @@ pub struct AuditScope<'a> {
     recorded: &'a AtomicBool,
 }
 
+/// What a system scope's `recorded` points at: no router reads it.
+static SYSTEM_SCOPE_RECORDED: AtomicBool = AtomicBool::new(false);
+
 impl<'a> AuditScope<'a> {
+    /// The trail bound to work no request asked for (a schedule's check, a queue's job):
+    /// `actor` is a system actor (`crate::audit::SYSTEM_ACTOR_PREFIX`), `request_id`
+    /// names the work.
+    pub fn system(trail: &'a AuditTrail, request_id: &str, actor: &str) -> Self {
+        AuditScope {
+            trail,
+            meta: RequestMeta {
+                request_id: request_id.to_owned(),
+                source_ip: None,
+                user_agent: None,
+            },
+            actor: actor.to_owned(),
+            recorded: &SYSTEM_SCOPE_RECORDED,
+        }
+    }
+
     pub fn meta(&self) -> &RequestMeta {
         &self.meta
     }

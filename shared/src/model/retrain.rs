@@ -9,12 +9,8 @@ use sha2::{Digest, Sha256};
 pub const HOLDOUT_EVERY: u64 = 5;
 /// How many times an epoch each feedback input is seen (see [`super::train::fine_tune`]).
 pub const FEEDBACK_WEIGHT: usize = 5;
-/// Epochs of a retrain unless the request says otherwise.
-pub const DEFAULT_EPOCHS: usize = 3;
-/// The most epochs a request may ask for: a Lambda run has 15 minutes.
-pub const MAX_EPOCHS: usize = 20;
-/// The seed of a retrain unless the request says otherwise.
-pub const DEFAULT_SEED: u64 = 1;
+// A run's epochs and seed are also auto-retrain settings, which link no trainer.
+pub use crate::autoretrain::{DEFAULT_EPOCHS, DEFAULT_SEED, MAX_EPOCHS};
 
 /// Whether the feedback on `prediction_id` belongs to the hold-out: a fifth of the
 /// feedback, chosen by a hash of the prediction id, so the same samples are held out in

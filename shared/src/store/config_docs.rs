@@ -52,6 +52,22 @@ impl ConfigStore {
         }))
     }
 
+    /// The document `name` read as `T` (`T`'s default until one is written) and its
+    /// revision; a stored document that does not read as `T` is `Corrupt`.
+    pub async fn load<T: Default + serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+    ) -> Result<(T, u64), StoreError> {
+        match self.get(name).await? {
+            None => Ok((T::default(), 0)),
+            Some(doc) => {
+                let value = serde_json::from_value(doc.doc)
+                    .map_err(|e| StoreError::Corrupt(format!("config {name}: {e}")))?;
+                Ok((value, doc.revision))
+            }
+        }
+    }
+
     /// Writes `doc` as revision `read_revision + 1`, if the stored revision is still
     /// `read_revision` (0: if there is none): `Conflict` otherwise.
     pub async fn put(

@@ -157,6 +157,23 @@ impl RunStore {
         out.item().map(from_item).transpose()
     }
 
+    /// The newest run of `scope` (a line's scheduled and production checks).
+    pub async fn latest(&self, scope: &str) -> Result<Option<DriftRun>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#sc = :sc")
+            .expression_attribute_names("#sc", "scope")
+            .expression_attribute_values(":sc", s(scope))
+            .scan_index_forward(false)
+            .limit(1)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        out.items().first().map(from_item).transpose()
+    }
+
     /// Runs of `days` (newest first), each day's newest first, from the run key
     /// `from_key` on and strictly before the run key `before` (a page's cursor), at most
     /// `limit`; with `drift_only`, only runs that found drift. Also says whether more

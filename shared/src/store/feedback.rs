@@ -15,6 +15,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 
 pub const BY_DAY_INDEX: &str = "by_day";
 pub const BY_USER_INDEX: &str = "by_user";
+/// Feedback read per page by [`FeedbackStore::labelled`].
+const LABELLED_PAGE: u32 = 500;
+
 /// A feedback as submitted, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewFeedback {
@@ -266,6 +269,39 @@ impl FeedbackStore {
             Ok(()) | Err(Refused::Condition(0)) => Ok(()),
             Err(other) => Err(other.into_store_error()),
         }
+    }
+
+    /// Every feedback in `[from, to]` whose true digit is known (a correct prediction's
+    /// own digit, or the one given), as (prediction id, digit), ordered by id: what a
+    /// retrain trains on, and what auto-retrain counts before asking for one.
+    pub async fn labelled(&self, from: &str, to: &str) -> Result<Vec<(String, u8)>, StoreError> {
+        let filter = FeedbackFilter {
+            from: from.to_owned(),
+            to: to.to_owned(),
+            ..FeedbackFilter::default()
+        };
+        let mut labelled = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self.list(&filter, LABELLED_PAGE, start).await?;
+            for item in page.items {
+                let label = if item.correct {
+                    Some(item.predicted)
+                } else {
+                    item.true_label
+                };
+                if let Some(label) = label {
+                    labelled.push((item.prediction_id, label));
+                }
+            }
+            start = page.next;
+            if start.is_none() {
+                break;
+            }
+        }
+        // The listing is newest first; a fixed order keeps a retrain deterministic.
+        labelled.sort();
+        Ok(labelled)
     }
 
     /// Feedback in the filter's range, newest first, `limit` at most, from `start` (a

@@ -2,7 +2,8 @@
 //! (model, line) naming the job that is queued or running for it.
 //!
 //! A job moves `queued → running → succeeded | failed`, or `queued → cancelled`, or
-//! `queued → failed` (its queue message could not be sent); every
+//! `queued → failed` (its queue message could not be sent); an automatic request the
+//! auto-retrain limits turned down is written `refused` (final, no lock, never run). Every
 //! move is a conditional write on the state it leaves, so a redelivered queue message
 //! cannot run a job twice at once, and a cancelled job never starts. The lock is taken
 //! in the job's own put and released in its final write (one transaction each), so "a
@@ -28,15 +29,19 @@ pub enum JobStatus {
     Succeeded,
     Failed,
     Cancelled,
+    /// An automatic request the auto-retrain limits turned down: kept as the record of
+    /// the decision, never run.
+    Refused,
 }
 
 impl JobStatus {
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::Queued,
         Self::Running,
         Self::Succeeded,
         Self::Failed,
         Self::Cancelled,
+        Self::Refused,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -46,6 +51,7 @@ impl JobStatus {
             Self::Succeeded => "succeeded",
             Self::Failed => "failed",
             Self::Cancelled => "cancelled",
+            Self::Refused => "refused",
         }
     }
 
@@ -54,7 +60,10 @@ impl JobStatus {
     }
 
     pub fn is_final(self) -> bool {
-        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
+        matches!(
+            self,
+            Self::Succeeded | Self::Failed | Self::Cancelled | Self::Refused
+        )
     }
 }
 
@@ -73,7 +82,8 @@ pub struct Job {
     pub model: String,
     pub line: String,
     pub status: JobStatus,
-    /// `manual` (an admin's request) or `auto` (the drift check's).
+    /// `manual` (an admin's request), or the cause of an automatic one: `drift` (the
+    /// data) or `performance` (the accuracy from labels).
     pub trigger: String,
     pub requested_by: String,
     pub reason: String,
@@ -125,6 +135,14 @@ pub enum Start {
     Started(Job),
     /// Finished, cancelled, or running under another worker's live lease: nothing to do.
     NotRunnable(Job),
+}
+
+/// The queue times a listing covers, both ends inclusive (fixed-width timestamps); `None`:
+/// open at that end.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueuedWithin<'a> {
+    pub since: Option<&'a str>,
+    pub until: Option<&'a str>,
 }
 
 /// How a run ended.
@@ -216,6 +234,30 @@ impl JobStore {
             }
             Err(Refused::Condition(_)) => Err(StoreError::Conflict.into()),
             Err(Refused::Failed(err)) => Err(err.into()),
+        }
+    }
+
+    /// Records an automatic request that was turned down, as a `refused` job with the
+    /// reason as its error and `details` as its result, with its audit entry; it takes no
+    /// lock and is never run.
+    pub async fn refuse(
+        &self,
+        job: &NewJob,
+        reason: &str,
+        details: &serde_json::Value,
+        audit: crate::audit::Pending<'_>,
+    ) -> Result<(), StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(refused_job_item(job, reason, details)))
+            .condition_expression("attribute_not_exists(job_id)")
+            .build()
+            .map_err(build_error)?;
+        let items = vec![TransactWriteItem::builder().put(put).build()];
+        match super::transact_audited(&self.client, items, audit).await {
+            Ok(()) => Ok(()),
+            Err(Refused::Condition(_)) => Err(StoreError::Conflict),
+            Err(Refused::Failed(err)) => Err(err),
         }
     }
 
@@ -504,12 +546,14 @@ impl JobStore {
         }
     }
 
-    /// A line's jobs, newest first, at most `limit`, optionally of one status.
+    /// A line's jobs, newest first, at most `limit`, optionally of one status and queued
+    /// within `window`.
     pub async fn of_line(
         &self,
         model: &str,
         line: &str,
         status: Option<JobStatus>,
+        window: &QueuedWithin<'_>,
         limit: usize,
     ) -> Result<Vec<Job>, StoreError> {
         let mut jobs = Vec::new();
@@ -520,11 +564,25 @@ impl JobStore {
                 .query()
                 .table_name(&self.table)
                 .index_name(BY_LINE_INDEX)
-                .key_condition_expression("#scope = :scope")
                 .expression_attribute_names("#scope", "scope")
                 .expression_attribute_values(":scope", s(scope(model, line)))
                 .scan_index_forward(false)
                 .set_exclusive_start_key(start);
+            query = match (window.since, window.until) {
+                (Some(since), Some(until)) => query
+                    .key_condition_expression(
+                        "#scope = :scope AND queued_at BETWEEN :since AND :until",
+                    )
+                    .expression_attribute_values(":since", s(since))
+                    .expression_attribute_values(":until", s(until)),
+                (Some(since), None) => query
+                    .key_condition_expression("#scope = :scope AND queued_at >= :since")
+                    .expression_attribute_values(":since", s(since)),
+                (None, Some(until)) => query
+                    .key_condition_expression("#scope = :scope AND queued_at <= :until")
+                    .expression_attribute_values(":until", s(until)),
+                (None, None) => query.key_condition_expression("#scope = :scope"),
+            };
             if let Some(status) = status {
                 query = query
                     .filter_expression("#st = :status")
@@ -583,6 +641,16 @@ fn new_job_item(job: &NewJob) -> Item {
             ),
         ),
     ])
+}
+
+fn refused_job_item(job: &NewJob, reason: &str, details: &serde_json::Value) -> Item {
+    let mut item = new_job_item(job);
+    item.insert("status".into(), s(JobStatus::Refused.as_str()));
+    item.insert("finished_at".into(), s(&job.queued_at));
+    item.insert("error".into(), s(reason));
+    item.insert("result".into(), s(details.to_string()));
+    item.insert("steps".into(), step_list(&job.queued_at, "refused", reason));
+    item
 }
 
 fn job_from_item(item: &Item) -> Result<Job, StoreError> {
@@ -663,6 +731,17 @@ mod tests {
             assert_eq!(JobStatus::parse(status.as_str()), Some(status));
         }
         assert!(!JobStatus::Running.is_final() && JobStatus::Cancelled.is_final());
+        let refused = job_from_item(&refused_job_item(
+            &job,
+            "in cooldown",
+            &serde_json::json!({"code": "cooldown"}),
+        ))
+        .unwrap();
+        assert_eq!(refused.status, JobStatus::Refused);
+        assert!(refused.status.is_final());
+        assert_eq!(refused.error.as_deref(), Some("in cooldown"));
+        assert_eq!(refused.result.unwrap()["code"], "cooldown");
+        assert_eq!(refused.steps[0].step, "refused");
         // The lock's key can never be a job id (a ULID).
         assert!(lock_key("mnist", "v2").contains('#'));
     }
