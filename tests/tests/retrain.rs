@@ -423,7 +423,7 @@ async fn the_loop_closes_drift_asks_for_a_retrain_the_gate_promotes_it_and_predi
         .stage;
     assert_eq!(now_stage, Stage::Production);
     let history = app.models.history(&name, Some("v1")).await.unwrap();
-    let last = history.last().unwrap();
+    let last = history.first().expect("newest first");
     assert_eq!(
         (last.kind.as_str(), last.actor.as_str()),
         ("gated", "system:retrain")
@@ -625,8 +625,9 @@ async fn a_promotion_is_judged_by_the_gate_unless_forced_and_the_settings_are_ra
     .await;
     assert_eq!(status, 200, "{seed_history}");
     let changes = seed_history["history"].as_array().unwrap();
-    assert_eq!(changes.last().unwrap()["to"], "v1.2", "{seed_history}");
-    assert_eq!(changes.last().unwrap()["kind"], "forced");
+    // Newest first, as GET /models/{name}/history.
+    assert_eq!(changes[0]["to"], "v1.2", "{seed_history}");
+    assert_eq!(changes[0]["kind"], "forced");
     let (status, again) = call_retrain(&app, promote(json!({"reason": "r", "force": true}))).await;
     assert_eq!(status, 409, "{again}");
     let entries = audit_entries_where("action", "model_promoted").await;

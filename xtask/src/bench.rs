@@ -134,11 +134,12 @@ pub async fn run(root: &Path, name: &str, sections: &[String]) -> Result<()> {
     // moves none of its figures; the dev profile spares it the release build of the
     // whole tree (fat LTO: a quarter of an hour here). docs/benchmarks.md says so.
     // `gate` counts decisions, it times nothing.
-    // drift measures our own code (statistics, preprocessing), so it is optimised, but
-    // in the `measure` profile: release without fat LTO (Cargo.toml says why).
+    // drift and loop measure our own code (statistics, preprocessing, the trainer), so
+    // they are optimised, but in the `measure` profile: release without fat LTO
+    // (Cargo.toml says why); loop builds the retrain binary it runs in it too.
     let profile: &[&str] = match name {
         "alerts" | "gate" => &["--profile", "dev"],
-        "drift" => &["--profile", "measure"],
+        "drift" | "loop" => &["--profile", "measure"],
         _ => &[],
     };
     let status = Command::new(cargo)

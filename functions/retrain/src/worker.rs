@@ -23,8 +23,11 @@ use inferloop::store::models::{ChangeKind, Promotion};
 use inferloop::time::format_timestamp;
 use serde_json::{Value, json};
 
-/// A running job's lease: longer than its longest step (training reports each epoch).
-pub const LEASE_SECS: u64 = 20 * 60;
+/// A running job's lease, renewed at each step: longer than the longest step (the
+/// training, at most the function's 600 s timeout), and shorter than the queue's
+/// visibility timeout less that timeout (1,320 − 600 s, template.yaml), so the message's
+/// redelivery after a timed-out run finds the lease run out and takes the job over.
+pub const LEASE_SECS: u64 = 11 * 60;
 /// What the blocking part of a run hands back.
 struct Trained {
     artifacts: train::Artifacts,

@@ -1,6 +1,6 @@
-//! The predict function as Lambda runs it: the release binary, started fresh, fed API
-//! Gateway events through a stand-in Runtime API. Measures cold start (process start to
-//! first answer, model fetch and optimisation included) and peak RSS under load.
+//! A function as Lambda runs it: its release binary, started fresh, fed events through a
+//! stand-in Runtime API. Measures cold start (process start to first answer, predict's
+//! model fetch and optimisation included) and peak RSS (predict under load, a retrain).
 
 use super::runtime_api::{Answer, RuntimeApi};
 use std::collections::BTreeMap;
@@ -9,10 +9,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// What Lambda's host sets for a function, besides the function's own environment.
-fn lambda_host_env(runtime_api: &str) -> BTreeMap<String, String> {
+fn lambda_host_env(runtime_api: &str, function: &str) -> BTreeMap<String, String> {
     [
         ("AWS_LAMBDA_RUNTIME_API", runtime_api),
-        ("AWS_LAMBDA_FUNCTION_NAME", "predict"),
+        ("AWS_LAMBDA_FUNCTION_NAME", function),
         ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
         ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024"),
         ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/predict"),
@@ -39,9 +39,13 @@ impl Started {
     }
 
     pub async fn answer(&mut self) -> Answer {
-        tokio::time::timeout(Duration::from_secs(60), self.api.answers.recv())
+        self.answer_within(Duration::from_secs(60)).await
+    }
+
+    pub async fn answer_within(&mut self, limit: Duration) -> Answer {
+        tokio::time::timeout(limit, self.api.answers.recv())
             .await
-            .expect("the function answers within a minute")
+            .unwrap_or_else(|_| panic!("the function answers within {limit:?}"))
             .expect("the runtime API is up")
     }
 
@@ -70,20 +74,43 @@ impl Drop for Started {
 /// Starts `binary` with `env` as a Lambda host would; the clock starts just before exec.
 /// Its log (stdout, as Lambda captures it) goes to `log`, or nowhere.
 pub async fn start(binary: &Path, env: &BTreeMap<String, String>, log: Option<&Path>) -> Started {
+    start_on(binary, env, log, None).await
+}
+
+/// [`start`], on the CPUs `cores` names (`taskset -c`; all when `None`): one core is
+/// what a function gets at 1,769 MB.
+pub async fn start_on(
+    binary: &Path,
+    env: &BTreeMap<String, String>,
+    log: Option<&Path>,
+    cores: Option<&str>,
+) -> Started {
     let api = RuntimeApi::start().await.expect("runtime API");
     let stdout = match log {
         Some(path) => Stdio::from(std::fs::File::create(path).expect("the log file")),
         None => Stdio::null(),
     };
-    let mut command = Command::new(binary);
+    let function = binary
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("the binary's name");
+    // taskset execs the binary: the pid, and so /proc's figures, are the function's.
+    let mut command = match cores {
+        Some(cores) => {
+            let mut taskset = Command::new("taskset");
+            taskset.args(["-c", cores]).arg(binary);
+            taskset
+        }
+        None => Command::new(binary),
+    };
     command
         .env_clear()
         .envs(env)
-        .envs(lambda_host_env(&api.address))
+        .envs(lambda_host_env(&api.address, function))
         .stdout(stdout)
         .stderr(Stdio::inherit());
     let spawned_at = Instant::now();
-    let child = command.spawn().expect("start the predict binary");
+    let child = command.spawn().expect("start the function's binary");
     Started {
         child,
         api,
