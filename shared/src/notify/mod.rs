@@ -9,8 +9,11 @@
 //! [`Notifier::with_publish_deadline`]).
 
 pub mod alarm;
+#[cfg(feature = "stats")]
+pub mod analytics;
 pub mod deliveries;
 pub mod email;
+pub mod lifecycle;
 pub mod slack;
 pub mod store;
 
@@ -49,7 +52,7 @@ impl Severity {
 }
 
 /// What an alert is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     Drift,
