@@ -35,10 +35,9 @@ mod runtime_api;
 
 use inferloop::domain::Role;
 use inferloop::model::dataset::Split;
-use inferloop::model::infer::{Model, onnx_to_nnef};
 use inferloop::time::format_timestamp;
 use integration_tests::retraining::{
-    call_retrain, hour_start, model_registered_at, scheduled_report, share_right,
+    call_retrain, hour_start, model_registered_at, registered_model, scheduled_report, share_right,
 };
 use integration_tests::traffic::{self, Photo, Shift};
 use integration_tests::*;
@@ -61,14 +60,6 @@ const SERVE_LIMIT: Duration = Duration::from_secs(180);
 const PRICE_PER_GB_SECOND: f64 = 0.000_016_666_7;
 const ONE_VCPU_MB: f64 = 1_769.0;
 
-fn root_dir() -> PathBuf {
-    root()
-}
-
-fn target_dir(root: &Path) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
-}
-
 /// Builds the retrain binary in the bench's profile; its path.
 fn retrain_binary(root: &Path) -> PathBuf {
     let started = Instant::now();
@@ -86,7 +77,7 @@ fn retrain_binary(root: &Path) -> PathBuf {
         "(built target/measure/retrain in {:.1} s)",
         started.elapsed().as_secs_f64()
     );
-    target_dir(root).join("measure/retrain")
+    lambda_process::target_dir(root).join("measure/retrain")
 }
 
 /// The template's memory setting of the retrain function, MB.
@@ -323,23 +314,6 @@ impl Stores {
     }
 }
 
-async fn candidate_model(version: &inferloop::store::models::ModelVersion) -> Model {
-    let sdk = inferloop::aws::sdk_config().await;
-    let onnx = inferloop::aws::s3(&sdk)
-        .get_object()
-        .bucket(stack_var("MODELS_BUCKET"))
-        .key(format!("{}model.onnx", version.artifact_prefix))
-        .send()
-        .await
-        .expect("the candidate's model.onnx")
-        .body
-        .collect()
-        .await
-        .expect("its bytes")
-        .into_bytes();
-    Model::load(&onnx_to_nnef(&onnx).expect("ONNX to NNEF")).expect("the candidate loads")
-}
-
 /// The version predict answers with for one photo.
 async fn served_version(predict: &predict::App, token: &str, n: usize) -> String {
     let (image, _) = user_like_digit(n);
@@ -540,7 +514,7 @@ async fn the_loop(root: &Path, binary: &Path) {
         println!("the gate refused the candidate: nothing was promoted, predict serves v1.0");
     }
 
-    let candidate = candidate_model(&registered).await;
+    let candidate = registered_model(&registered).await;
     let unseen: Vec<usize> = (0..1000).collect();
     let noisy = traffic::shifted_photos_of(Split::Test, &parent, &unseen, 42, SHIFT);
     let plain = traffic::photos(&parent, &unseen, 43);
@@ -644,7 +618,7 @@ fn main() {
         .collect();
     let wants = |section: &str| asked.is_empty() || asked.iter().any(|a| a == section);
     println!("# cargo xtask bench loop\n");
-    let root = root_dir();
+    let root = root();
     let binary = retrain_binary(&root);
     let runtime = tokio::runtime::Runtime::new().expect("tokio");
     runtime.block_on(async {

@@ -4,9 +4,9 @@
 
 use crate::traffic::Photo;
 use crate::{json_of, root, stack_var};
-use inferloop::model::infer::Model;
+use inferloop::model::infer::{Model, onnx_to_nnef};
 use inferloop::model::registry::{self, Artifacts};
-use inferloop::store::models::{ModelStore, Promotion};
+use inferloop::store::models::{ModelStore, ModelVersion, Promotion};
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -98,4 +98,23 @@ pub fn share_right(model: &Model, photos: &[Photo]) -> f64 {
         })
         .count();
     right as f64 / photos.len() as f64
+}
+
+/// A registered version's model, read from its artifacts in the stack's bucket and
+/// loaded as predict serves it (NNEF).
+pub async fn registered_model(version: &ModelVersion) -> Model {
+    let sdk = inferloop::aws::sdk_config().await;
+    let onnx = inferloop::aws::s3(&sdk)
+        .get_object()
+        .bucket(stack_var("MODELS_BUCKET"))
+        .key(format!("{}model.onnx", version.artifact_prefix))
+        .send()
+        .await
+        .expect("the version's model.onnx")
+        .body
+        .collect()
+        .await
+        .expect("its bytes")
+        .into_bytes();
+    Model::load(&onnx_to_nnef(&onnx).expect("ONNX to NNEF")).expect("the model loads")
 }

@@ -10,10 +10,9 @@
 
 use inferloop::domain::Role;
 use inferloop::model::dataset::Split;
-use inferloop::model::infer::{Model, onnx_to_nnef};
 use inferloop::store::models::{ModelVersion, Promotion, Stage};
 use integration_tests::retraining::{
-    call_retrain, hour_start, model_registered_at, scheduled_report, share_right,
+    call_retrain, hour_start, model_registered_at, registered_model, scheduled_report, share_right,
 };
 use integration_tests::traffic::{self, Photo, Shift};
 use integration_tests::*;
@@ -450,20 +449,7 @@ async fn the_loop_closes_drift_asks_for_a_retrain_the_gate_promotes_it_and_predi
     assert_eq!(answer["model"]["version"], version.as_str());
 
     // Better on the shift it learnt, photos it never saw; within the gate on the base split.
-    let sdk = inferloop::aws::sdk_config().await;
-    let onnx = inferloop::aws::s3(&sdk)
-        .get_object()
-        .bucket(stack_var("MODELS_BUCKET"))
-        .key(format!("{}model.onnx", registered.artifact_prefix))
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes();
-    let candidate = Model::load(&onnx_to_nnef(&onnx).unwrap()).unwrap();
+    let candidate = registered_model(&registered).await;
     let unseen: Vec<usize> = (0..300).collect();
     let fresh = traffic::shifted_photos_of(Split::Test, &parent, &unseen, 42, noise);
     let (before, after) = (

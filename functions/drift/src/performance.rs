@@ -7,11 +7,10 @@
 
 use crate::bodies;
 use inferloop::ApiError;
+use inferloop::domain::CLASSES;
 use inferloop::gate::{self, GateSettings, PairedPredictions};
 use serde::Deserialize;
 use serde_json::{Value, json};
-
-const CLASSES: usize = 10;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

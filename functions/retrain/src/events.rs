@@ -46,10 +46,6 @@ pub fn event_json(job: &Job) -> Value {
     event
 }
 
-fn settings_error(stop: Stop) -> ApiError {
-    stop.into_api()
-}
-
 /// One line's state as the next automatic decision will read it.
 async fn line_state(
     app: &App,
@@ -62,7 +58,10 @@ async fn line_state(
         .requester
         .limits(settings, &app.model_name, line, now)
         .await?;
-    let active = app.jobs.lock_holder(&app.model_name, line.as_str()).await?;
+    let active = app
+        .jobs()
+        .lock_holder(&app.model_name, line.as_str())
+        .await?;
     let last_retrain = recent
         .iter()
         .find(|job| job.status != JobStatus::Refused)
@@ -102,7 +101,7 @@ async fn line_state(
 }
 
 async fn recent_of(app: &App, line: Line, limit: usize) -> Result<Vec<Job>, StoreError> {
-    app.jobs
+    app.jobs()
         .of_line(
             &app.model_name,
             line.as_str(),
@@ -117,7 +116,7 @@ async fn status_body(app: &App) -> Result<Value, ApiError> {
     let (settings, revision) = app
         .auto_retrain_settings(&app.model_name)
         .await
-        .map_err(settings_error)?;
+        .map_err(Stop::into_api)?;
     let mut lines = serde_json::Map::new();
     let mut events = Vec::new();
     let mut last_times = serde_json::Map::new();
@@ -171,7 +170,7 @@ pub async fn line_status(app: &App, cx: Ctx<'_, Admin>) -> HandlerResult {
         let (settings, _) = app
             .auto_retrain_settings(&app.model_name)
             .await
-            .map_err(settings_error)?;
+            .map_err(Stop::into_api)?;
         let recent = recent_of(app, line, STATUS_EVENTS).await?;
         let mut state = line_state(app, &settings, line, &recent).await?;
         state["model_name"] = json!(app.model_name);
@@ -224,7 +223,7 @@ pub async fn list(app: &App, cx: Ctx<'_, Admin>) -> HandlerResult {
         for line in Line::ALL {
             // One more than the page, and the cursor's own tie, so a next page is known.
             let found = app
-                .jobs
+                .jobs()
                 .of_line(&app.model_name, line.as_str(), status, &window, limit + 2)
                 .await?;
             events.extend(found.into_iter().filter(|job| match &after {
@@ -261,7 +260,7 @@ pub async fn list(app: &App, cx: Ctx<'_, Admin>) -> HandlerResult {
 pub async fn cancel(app: &App, cx: Ctx<'_, Admin>) -> HandlerResult {
     let event_id = cx.param("event_id")?.to_owned();
     let not_found = || ApiError::NotFound(format!("no retrain event {event_id}"));
-    let Some(job) = app.jobs.get(&event_id).await? else {
+    let Some(job) = app.jobs().get(&event_id).await? else {
         return Err(not_found());
     };
     if job.model != app.model_name {
@@ -280,7 +279,7 @@ pub async fn cancel(app: &App, cx: Ctx<'_, Admin>) -> HandlerResult {
         .await;
     let at = format_timestamp(app.now());
     match app
-        .jobs
+        .jobs()
         .cancel(&event_id, &at, cx.audit.actor(), audit)
         .await
     {
@@ -288,7 +287,7 @@ pub async fn cancel(app: &App, cx: Ctx<'_, Admin>) -> HandlerResult {
         Err(StoreError::Conflict) => {
             // A worker started it (or someone cancelled it) in between.
             let now = app
-                .jobs
+                .jobs()
                 .get(&event_id)
                 .await?
                 .map(|j| j.status.as_str())
@@ -300,7 +299,7 @@ pub async fn cancel(app: &App, cx: Ctx<'_, Admin>) -> HandlerResult {
         Err(StoreError::NotFound) => return Err(not_found()),
         Err(err) => return Err(err.into()),
     }
-    let job = app.jobs.get(&event_id).await?.ok_or_else(not_found)?;
+    let job = app.jobs().get(&event_id).await?.ok_or_else(not_found)?;
     Ok(json_response(StatusCode::OK, &event_json(&job)))
 }
 

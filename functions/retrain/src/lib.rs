@@ -60,12 +60,12 @@ pub const ALERT_PUBLISH_DEADLINE: std::time::Duration = std::time::Duration::fro
 
 pub struct App {
     pub common: Common,
-    pub jobs: JobStore,
     pub models: ModelStore,
     /// Read-only here: the labelled feedback a run trains on.
     pub feedback: FeedbackStore,
     pub predictions: PredictionStore,
-    /// Queues jobs (the jobs queue) and records auto-retrain's decisions.
+    /// Queues jobs (the jobs queue) and records auto-retrain's decisions; holds the Jobs
+    /// table ([`App::jobs`]).
     pub requester: Requester,
     /// Read-only here: the line's latest drift check, for `check-drift`.
     pub runs: RunStore,
@@ -102,10 +102,9 @@ impl App {
             .map(|n| n.with_publish_deadline(ALERT_PUBLISH_DEADLINE));
         let db = start.dynamodb.clone();
         Ok(Self {
-            requester: Requester::new(JobStore::new(db.clone(), &jobs), &start.sdk, queue_url),
+            requester: Requester::new(JobStore::new(db.clone(), jobs), &start.sdk, queue_url),
             s3: inferloop::aws::s3(&start.sdk),
             common: start.common,
-            jobs: JobStore::new(db.clone(), jobs),
             runs: RunStore::new(db.clone(), runs),
             config: ConfigStore::new(db.clone(), config),
             models: ModelStore::new(db.clone(), models),
@@ -128,6 +127,11 @@ impl App {
     pub fn with_queue_url(mut self, queue_url: &str) -> Self {
         self.requester = self.requester.with_queue_url(queue_url);
         self
+    }
+
+    /// The Jobs table.
+    pub fn jobs(&self) -> &JobStore {
+        &self.requester.jobs
     }
 
     pub fn now(&self) -> OffsetDateTime {
@@ -361,7 +365,7 @@ pub(crate) async fn queue_manual(
 
 async fn get_job(app: &App, cx: Ctx<'_, Admin>) -> HandlerResult {
     let job_id = cx.param("job_id")?.to_owned();
-    let result = app.jobs.get(&job_id).await;
+    let result = app.jobs().get(&job_id).await;
     let job = cx
         .audit
         .read(Action::RetrainViewed, json!({"job_id": job_id}), result)

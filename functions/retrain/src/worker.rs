@@ -62,7 +62,7 @@ async fn run_job(app: &App, job_id: &str) -> Result<(), String> {
     let now = app.now();
     let now_secs = now.unix_timestamp().max(0) as u64;
     let job = match app
-        .jobs
+        .jobs()
         .start(job_id, &format_timestamp(now), now_secs, LEASE_SECS)
         .await
         .map_err(|e| e.to_string())?
@@ -81,7 +81,7 @@ async fn run_job(app: &App, job_id: &str) -> Result<(), String> {
         // after the last one, the next request) takes it over.
         Err(Stop::Dependency(error)) => return Err(error),
     };
-    app.jobs
+    app.jobs()
         .finish(job_id, &outcome, &format_timestamp(app.now()), None)
         .await
         .map_err(|e| e.to_string())
@@ -89,7 +89,7 @@ async fn run_job(app: &App, job_id: &str) -> Result<(), String> {
 
 async fn step(app: &App, job: &Job, name: &str, detail: &str) -> Result<(), Stop> {
     let now = app.now();
-    app.jobs
+    app.jobs()
         .record_step(
             &job.job_id,
             &format_timestamp(now),

@@ -60,7 +60,8 @@ pub struct Considered {
     pub reason: Option<String>,
     /// The queued job, or the refusal's record (both in the Jobs table).
     pub event_id: Option<String>,
-    /// Labelled feedback samples there were to train on (read once a threshold crossed).
+    /// Labelled feedback samples there were to train on, and the line's limits: read
+    /// once a threshold crossed, unless auto-retrain is off or leaves the line out.
     pub labelled: Option<usize>,
     pub limits: Option<Limits>,
 }
@@ -187,20 +188,33 @@ impl Requester {
             return Ok(Considered::quiet());
         }
         let now = request.now;
-        // What a run started now would train on: feedback up to the clock's now (a
-        // retried schedule's event time may be behind it).
-        let until = now.max(OffsetDateTime::now_utc());
-        let labelled = feedback
-            .labelled(
-                &format_timestamp(until - time::Duration::days(FEEDBACK_DAYS)),
-                &format_timestamp(until),
-            )
-            .await?
-            .len();
-        let limits = self
-            .limits(settings, request.model, request.line, now)
-            .await?;
-        let decided = decision::decide(settings, request.line, &request.verdict, labelled, &limits);
+        // Disabled and an uncovered line are refused before labels or limits count:
+        // neither is read for them (a disabled model's every hourly crossing).
+        let (labelled, limits) = if settings.enabled && settings.covers(request.line) {
+            // What a run started now would train on: feedback up to the clock's now (a
+            // retried schedule's event time may be behind it).
+            let until = now.max(OffsetDateTime::now_utc());
+            let labelled = feedback
+                .labelled(
+                    &format_timestamp(until - time::Duration::days(FEEDBACK_DAYS)),
+                    &format_timestamp(until),
+                )
+                .await?
+                .len();
+            let limits = self
+                .limits(settings, request.model, request.line, now)
+                .await?;
+            (Some(labelled), Some(limits))
+        } else {
+            (None, None)
+        };
+        let decided = decision::decide(
+            settings,
+            request.line,
+            &request.verdict,
+            labelled.unwrap_or(0),
+            &limits.clone().unwrap_or_default(),
+        );
         let (crossing, refusal) = match decided {
             Decision::Quiet => return Ok(Considered::quiet()),
             Decision::Retrain(crossing) => (crossing, None),
@@ -232,8 +246,8 @@ impl Requester {
             refusal: None,
             reason: None,
             event_id: Some(job.job_id.clone()),
-            labelled: Some(labelled),
-            limits: Some(limits),
+            labelled,
+            limits,
         };
         let refusal = match refusal {
             Some(refusal) => refusal,

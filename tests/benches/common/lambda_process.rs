@@ -4,9 +4,14 @@
 
 use super::runtime_api::{Answer, RuntimeApi};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// Where cargo puts the binaries: `CARGO_TARGET_DIR`, or the workspace's `target/`.
+pub fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
+}
 
 /// What Lambda's host sets for a function, besides the function's own environment.
 fn lambda_host_env(runtime_api: &str, function: &str) -> BTreeMap<String, String> {

@@ -9,9 +9,9 @@ use inferloop::domain::Role;
 use inferloop::model::dataset::{Dataset, Split};
 use inferloop::model::nn::Rng;
 use inferloop::model::train;
-use lambda_process::{ColdStart, cold_start, start, status_of};
+use lambda_process::{ColdStart, cold_start, start, status_of, target_dir};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
@@ -23,10 +23,6 @@ const ROUTES: [&str; 4] = [
     "/api/ab/predict",
     "/predict",
 ];
-
-fn target_dir(root: &Path) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
-}
 
 fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
